@@ -1,0 +1,1 @@
+"""Benchmarks for otel-runctx; ``make bench`` runs ``python -m benchmarks``."""

@@ -1,0 +1,27 @@
+"""otel-runctx: every span and log record carries the run, event and customer it belongs to."""
+
+from otel_runctx.context import (
+    NoRunContextError,
+    RunContext,
+    RunStatus,
+    get_run_context,
+    require_run_context,
+    reset_run_context,
+    set_run_context,
+)
+from otel_runctx.decorators import workflow
+from otel_runctx.ids import generate_run_id
+from otel_runctx.runs import run
+
+__all__ = [
+    "NoRunContextError",
+    "RunContext",
+    "RunStatus",
+    "generate_run_id",
+    "get_run_context",
+    "require_run_context",
+    "reset_run_context",
+    "run",
+    "set_run_context",
+    "workflow",
+]

@@ -1,0 +1,103 @@
+"""Settings for otel-runctx, read from ``OTEL_RUNCTX_*`` environment variables.
+
+This is the one module that reads the environment. Everything else asks :func:`get_settings`
+for a typed, validated :class:`Settings`. An invalid value raises :class:`ConfigError` naming the
+variable and what it accepts, so a broken deployment fails at configure time instead of
+misbehaving on the hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote
+
+PropagationMode = Literal["lean", "full"]
+
+ENV_ENVIRONMENT = "OTEL_RUNCTX_ENVIRONMENT"
+ENV_PROPAGATION_MODE = "OTEL_RUNCTX_PROPAGATION_MODE"
+
+DEFAULT_ENVIRONMENT = "production"
+_RESOURCE_ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
+
+
+class ConfigError(ValueError):
+    """An ``OTEL_RUNCTX_*`` variable holds a value otel-runctx cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every otel-runctx setting, parsed and validated."""
+
+    environment: str = DEFAULT_ENVIRONMENT
+    propagation_mode: PropagationMode = "lean"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse settings from ``environ`` (default: ``os.environ``); raise ConfigError if invalid."""
+    env = os.environ if environ is None else environ
+    return Settings(
+        environment=_environment(env),
+        propagation_mode=_choice(env, ENV_PROPAGATION_MODE, ("lean", "full"), "lean"),  # type: ignore[arg-type]
+    )
+
+
+_cached: Settings | None = None
+_lock = threading.Lock()
+
+
+def get_settings() -> Settings:
+    """Return the process-wide settings, parsed from the environment on first use."""
+    global _cached
+    settings = _cached
+    if settings is None:
+        with _lock:
+            if _cached is None:
+                _cached = load_settings()
+            settings = _cached
+    return settings
+
+
+def reload_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Re-read the environment (or ``environ``) and replace the process-wide settings."""
+    global _cached
+    settings = load_settings(environ)
+    with _lock:
+        _cached = settings
+    return settings
+
+
+def _environment(env: Mapping[str, str]) -> str:
+    explicit = env.get(ENV_ENVIRONMENT, "").strip()
+    if explicit:
+        return explicit
+    resource = parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    for key in _RESOURCE_ENVIRONMENT_KEYS:
+        if resource.get(key):
+            return resource[key]
+    return DEFAULT_ENVIRONMENT
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise ConfigError(
+            f"{name}={env[name]!r} is not valid; allowed values: {', '.join(allowed)} "
+            f"(default: {default})"
+        )
+    return raw
+
+
+def parse_resource_attributes(raw: str) -> dict[str, str]:
+    """Parse ``OTEL_RESOURCE_ATTRIBUTES`` (``k=v,k2=v2``, values percent-encoded)."""
+    result: dict[str, str] = {}
+    for item in raw.split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            result[key.strip()] = unquote(value.strip())
+    return result

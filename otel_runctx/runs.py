@@ -1,0 +1,287 @@
+"""Starting runs: the ``run()`` context manager and the ``@workflow`` decorator.
+
+A run scope makes the run active, opens its root span, and on every exit (normal return,
+exception, ``KeyboardInterrupt``, ``asyncio.CancelledError``) ends the span and restores the run
+that was active before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Generator
+from types import AsyncGeneratorType, GeneratorType, TracebackType
+from typing import Any, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from otel_runctx.context import RunContext, get_run_context, with_run_context
+
+__all__ = ["RunScope", "run"]
+
+_TRACER_NAME = "otel_runctx"
+
+T = TypeVar("T")
+
+
+class RunScope:
+    """One run's lifetime. Use it through :func:`run`; it is both a sync and an async CM.
+
+    ``open()``/``close()`` are split from ``__enter__``/``__exit__`` so that wrappers which must
+    activate the run only while user code runs (generators) can re-enter the same run.
+    """
+
+    __slots__ = (
+        "_customer_id",
+        "_deadline_seconds",
+        "_event_id",
+        "_kind",
+        "_tenant_id",
+        "_token",
+        "_workflow",
+        "context",
+        "run",
+        "span",
+    )
+
+    def __init__(
+        self,
+        workflow: str,
+        *,
+        event_id: str | None = None,
+        customer_id: str | None = None,
+        tenant_id: str | None = None,
+        deadline_seconds: float | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+    ) -> None:
+        self._workflow = workflow
+        self._event_id = event_id
+        self._customer_id = customer_id
+        self._tenant_id = tenant_id
+        self._deadline_seconds = deadline_seconds
+        self._kind = kind
+        self._token: object | None = None
+        self.run: RunContext | None = None
+        self.span: Span | None = None
+        self.context: otel_context.Context | None = None
+
+    def open(self) -> otel_context.Context:
+        """Create the run (child of the active one, if any) and its root span.
+
+        Returns the OTel Context in which the run and its span are current; not attached.
+        """
+        parent = get_run_context()
+        if parent is not None:
+            run = parent.create_child(
+                self._workflow,
+                event_id=self._event_id,
+                customer_id=self._customer_id,
+                tenant_id=self._tenant_id,
+                deadline_seconds=self._deadline_seconds,
+            )
+        else:
+            missing = [
+                name
+                for name, value in (
+                    ("event_id", self._event_id),
+                    ("customer_id", self._customer_id),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"run({self._workflow!r}) starts a top-level run and needs "
+                    f"{' and '.join(missing)}; only runs nested in another run inherit them"
+                )
+            assert self._event_id is not None and self._customer_id is not None
+            run = RunContext.create(
+                self._workflow,
+                event_id=self._event_id,
+                customer_id=self._customer_id,
+                tenant_id=self._tenant_id,
+                deadline_seconds=self._deadline_seconds,
+            )
+        run_context = with_run_context(run)
+        # The root span carries the run's attributes itself, so it is stamped even when the
+        # provider has no RunContextSpanProcessor.
+        span = trace.get_tracer(_TRACER_NAME).start_span(
+            f"run {run.workflow}",
+            context=run_context,
+            kind=self._kind,
+            attributes=run.to_span_attributes(),
+        )
+        self.run, self.span = run, span
+        self.context = trace.set_span_in_context(span, run_context)
+        return self.context
+
+    def close(self, error: BaseException | None) -> None:
+        """End the run: record ``error`` (if any) on the root span and end it."""
+        span = self.span
+        if span is None:
+            return
+        self.span = None
+        if error is not None:
+            span.record_exception(error, escaped=True)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        span.end()
+
+    def __enter__(self) -> RunContext:
+        context = self.open()
+        self._token = otel_context.attach(context)
+        assert self.run is not None
+        return self.run
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.close(exc)
+        finally:
+            token, self._token = self._token, None
+            if token is not None:
+                otel_context.detach(token)  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> RunContext:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def run(
+    workflow: str,
+    *,
+    event_id: str | None = None,
+    customer_id: str | None = None,
+    tenant_id: str | None = None,
+    deadline_seconds: float | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> RunScope:
+    """Start a run of ``workflow``: ``with run(...) as ctx:`` or ``async with run(...) as ctx:``.
+
+    At top level ``event_id`` and ``customer_id`` are required. Inside another run this starts a
+    child run that inherits root, event, customer and tenant unless they are given.
+    """
+    return RunScope(
+        workflow,
+        event_id=event_id,
+        customer_id=customer_id,
+        tenant_id=tenant_id,
+        deadline_seconds=deadline_seconds,
+        kind=kind,
+    )
+
+
+class RunGenerator(Generator[Any, Any, Any]):
+    """Drives a generator inside its run, and only while the generator's own code runs.
+
+    A plain generator holding ``with run(...)`` would leave its run active in the consumer
+    between items; here the run is attached for each step and detached before the item is
+    handed over.
+    """
+
+    def __init__(self, generator: GeneratorType[Any, Any, Any], scope: RunScope) -> None:
+        self._generator = generator
+        self._scope = scope
+        self._context: otel_context.Context | None = None
+        self._done = False
+
+    def send(self, value: Any) -> Any:
+        return self._step(self._generator.send, value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._step(self._generator.throw, *args)
+
+    def close(self) -> None:
+        if self._done or self._context is None:
+            self._done = True
+            self._generator.close()
+            return
+        self._step(lambda: self._generator.close())
+
+    def _step(self, action: Callable[..., Any], *args: Any) -> Any:
+        if self._done:
+            return action(*args)
+        if self._context is None:
+            self._context = self._scope.open()
+        token = otel_context.attach(self._context)
+        try:
+            result = action(*args)
+        except StopIteration:
+            self._finish(None)
+            raise
+        except BaseException as error:
+            self._finish(None if isinstance(error, GeneratorExit) else error)
+            raise
+        else:
+            if self._generator.gi_frame is None:  # close() returned normally
+                self._finish(None)
+            return result
+        finally:
+            otel_context.detach(token)
+
+    def _finish(self, error: BaseException | None) -> None:
+        self._done = True
+        self._scope.close(error)
+
+    def __del__(self) -> None:
+        if not self._done and self._context is not None:
+            with contextlib.suppress(Exception):  # a finalizer must never raise
+                self.close()
+
+
+class RunAsyncGenerator(AsyncGenerator[Any, Any]):
+    """The async-generator twin of :class:`RunGenerator`."""
+
+    def __init__(self, generator: AsyncGeneratorType[Any, Any], scope: RunScope) -> None:
+        self._generator = generator
+        self._scope = scope
+        self._context: otel_context.Context | None = None
+        self._done = False
+
+    async def asend(self, value: Any) -> Any:
+        return await self._step(self._generator.asend, value)
+
+    async def athrow(self, *args: Any) -> Any:
+        return await self._step(self._generator.athrow, *args)
+
+    async def aclose(self) -> None:
+        if self._done or self._context is None:
+            self._done = True
+            await self._generator.aclose()
+            return
+        await self._step(self._generator.aclose)
+
+    async def _step(self, action: Callable[..., Any], *args: Any) -> Any:
+        if self._done:
+            return await action(*args)
+        if self._context is None:
+            self._context = self._scope.open()
+        token = otel_context.attach(self._context)
+        try:
+            result = await action(*args)
+        except StopAsyncIteration:
+            self._finish(None)
+            raise
+        except BaseException as error:
+            self._finish(None if isinstance(error, GeneratorExit) else error)
+            raise
+        else:
+            if self._generator.ag_frame is None:  # aclose() returned normally
+                self._finish(None)
+            return result
+        finally:
+            otel_context.detach(token)
+
+    def _finish(self, error: BaseException | None) -> None:
+        self._done = True
+        self._scope.close(error)

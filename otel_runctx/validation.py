@@ -1,0 +1,80 @@
+"""Rules every run field obeys, whether it comes from code or from an inbound header.
+
+One set of rules serves :meth:`RunContext.create` (which raises) and
+:meth:`RunContext.from_baggage` (which rejects quietly), so a value that code may not create can
+never arrive from another service either. Every check is linear in the value's length and the
+length is capped first, so hostile input costs bounded time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+
+#: Longest accepted id, workflow name, environment or tenant, in characters.
+MAX_VALUE_LENGTH = 256
+
+# C0 controls, DEL and C1 controls: never legitimate in an identifier, and NUL in particular
+# truncates values in some backends.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_text(name: str, value: object) -> str:
+    """Return ``value`` if it is a usable identifier, else raise ValueError naming ``name``."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if len(value) > MAX_VALUE_LENGTH:
+        raise ValueError(f"{name} is {len(value)} characters long; the limit is {MAX_VALUE_LENGTH}")
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError(f"{name} must not contain control characters")
+    return value
+
+
+def check_run_id(name: str, value: object) -> str:
+    """Return ``value`` if it is a canonical UUID string, else raise ValueError."""
+    text = check_text(name, value)
+    try:
+        parsed = uuid.UUID(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a UUID, got {text!r}") from None
+    if str(parsed) != text.lower():
+        raise ValueError(f"{name} must be a UUID in canonical form, got {text!r}")
+    return text
+
+
+def check_attempt(value: object) -> int:
+    """Return ``value`` if it is a positive int (not a bool), else raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"attempt must be a positive integer, got {value!r}")
+    return value
+
+
+def parse_attempt(text: str) -> int:
+    """Parse an inbound ``attempt``: plain ASCII digits, at most 9 of them, value >= 1."""
+    if not (isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 9):
+        raise ValueError(f"attempt must be a positive integer, got {str(text)[:20]!r}")
+    return check_attempt(int(text))
+
+
+def check_deadline(value: object) -> float:
+    """Return ``value`` as a finite, non-negative unix timestamp in seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"deadline must be a number of unix seconds, got {value!r}")
+    deadline = float(value)
+    if not math.isfinite(deadline) or deadline < 0:
+        raise ValueError(f"deadline must be a finite, non-negative timestamp, got {value!r}")
+    return deadline
+
+
+def parse_deadline(text: str) -> float:
+    """Parse an inbound ``deadline`` (a decimal number of unix seconds)."""
+    if not isinstance(text, str) or len(text) > 32:
+        raise ValueError("deadline must be a short decimal string")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"deadline must be a number, got {text!r}") from None
+    return check_deadline(value)
