@@ -16,7 +16,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from otel_runctx.context import RunContext, get_run_context, with_run_context
+from otel_runctx.context import RunContext, RunStatus, get_run_context, with_run_context
 
 __all__ = ["RunScope", "run"]
 
@@ -37,6 +37,7 @@ class RunScope:
         "_deadline_seconds",
         "_event_id",
         "_kind",
+        "_preset",
         "_tenant_id",
         "_token",
         "_workflow",
@@ -54,8 +55,10 @@ class RunScope:
         tenant_id: str | None = None,
         deadline_seconds: float | None = None,
         kind: SpanKind = SpanKind.INTERNAL,
+        run_context: RunContext | None = None,
     ) -> None:
         self._workflow = workflow
+        self._preset = run_context
         self._event_id = event_id
         self._customer_id = customer_id
         self._tenant_id = tenant_id
@@ -69,10 +72,14 @@ class RunScope:
     def open(self) -> otel_context.Context:
         """Create the run (child of the active one, if any) and its root span.
 
+        A scope built with ``run_context=`` uses that run as it is instead of creating one.
+
         Returns the OTel Context in which the run and its span are current; not attached.
         """
         parent = get_run_context()
-        if parent is not None:
+        if self._preset is not None:
+            run = self._preset
+        elif parent is not None:
             run = parent.create_child(
                 self._workflow,
                 event_id=self._event_id,
@@ -115,8 +122,12 @@ class RunScope:
         self.context = trace.set_span_in_context(span, run_context)
         return self.context
 
-    def close(self, error: BaseException | None) -> None:
-        """End the run: record ``error`` (if any) on the root span and end it."""
+    def close(self, error: BaseException | None, status: RunStatus | None = None) -> None:
+        """End the run: record ``error`` (if any) on the root span and end it.
+
+        ``status`` lets a caller that knows better than the exception say how the run ended
+        (e.g. ``RunStatus.TIMEOUT`` when an isolation timeout stopped it).
+        """
         span = self.span
         if span is None:
             return

@@ -1,0 +1,41 @@
+"""RunContextLogProcessor: every OTel log record emitted inside a run carries the run."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+
+from otel_runctx.context import get_run_context
+from otel_runctx.stats import report_error
+
+__all__ = ["RunContextLogProcessor"]
+
+
+class RunContextLogProcessor(LogRecordProcessor):
+    """Adds ``runctx.*`` attributes to each log record, from the record's context or the current.
+
+    Register it before the exporting processor (processors run in registration order), so the
+    exporter sees the stamped record. Attributes the record already has are left as they are.
+    """
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        try:
+            record = log_record.log_record
+            run = get_run_context(record.context) or get_run_context()
+            if run is None:
+                return
+            attributes = record.attributes
+            if attributes is None:
+                record.attributes = dict(run.to_span_attributes())
+                return
+            for key, value in run.to_span_attributes().items():
+                if key not in attributes:
+                    attributes[key] = value  # type: ignore[index]
+        except Exception as error:
+            report_error("log_processor.on_emit", error)
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Nothing is buffered here."""
+        return True
