@@ -19,8 +19,10 @@ PropagationMode = Literal["lean", "full"]
 
 ENV_ENVIRONMENT = "OTEL_RUNCTX_ENVIRONMENT"
 ENV_PROPAGATION_MODE = "OTEL_RUNCTX_PROPAGATION_MODE"
+ENV_JSONL_PATH = "OTEL_RUNCTX_JSONL_PATH"
 
 DEFAULT_ENVIRONMENT = "production"
+DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
 _RESOURCE_ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
 
 
@@ -34,6 +36,8 @@ class Settings:
 
     environment: str = DEFAULT_ENVIRONMENT
     propagation_mode: PropagationMode = "lean"
+    #: Where the ``runctx_jsonl`` exporters append, one JSON object per line (relative: to the cwd).
+    jsonl_path: str = DEFAULT_JSONL_PATH
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,6 +46,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         environment=_environment(env),
         propagation_mode=_choice(env, ENV_PROPAGATION_MODE, ("lean", "full"), "lean"),  # type: ignore[arg-type]
+        jsonl_path=env.get(ENV_JSONL_PATH, "").strip() or DEFAULT_JSONL_PATH,
     )
 
 
