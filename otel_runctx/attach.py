@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import propagate
+from opentelemetry._logs import NoOpLoggerProvider
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_runctx.processors import RunContextLogProcessor, RunContextSpanProcessor
@@ -44,6 +46,8 @@ __all__ = [
     "build_propagator",
     "build_span_processors",
     "install_propagator",
+    "is_placeholder",
+    "load_optional",
     "log_processors_of",
     "propagator_names",
     "span_processors_of",
@@ -58,6 +62,19 @@ OPTIONAL_SPAN_PROCESSORS: tuple[str, ...] = (
 )
 
 _lock = threading.Lock()
+
+
+def _placeholder_types() -> tuple[type, ...]:
+    types: list[type] = [ProxyTracerProvider, NoOpTracerProvider, NoOpLoggerProvider]
+    proxy_logger = load_optional("opentelemetry._logs._internal:ProxyLoggerProvider")
+    if isinstance(proxy_logger, type):
+        types.append(proxy_logger)
+    return tuple(types)
+
+
+def is_placeholder(provider: object) -> bool:
+    """True for the API's proxy / no-op providers: nothing has been set up yet."""
+    return isinstance(provider, _placeholder_types())
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,8 @@ from otel_runctx.stats import report_error
 __all__ = [
     "RunContextConfigurator",
     "RunContextDistro",
+    "apply_env_defaults",
+    "configure_sdk_from_env",
     "ensure_attached",
     "ensure_propagator",
     "pre_instrument",
@@ -56,6 +58,12 @@ DISTRO_DEFAULTS = {
     "OTEL_LOGS_EXPORTER": "otlp",
     "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
 }
+
+
+def apply_env_defaults() -> None:
+    """Set :data:`DISTRO_DEFAULTS` for every variable the user left unset."""
+    for name, value in DISTRO_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 def user_chose_propagators() -> bool:
@@ -94,8 +102,7 @@ class RunContextDistro(BaseDistro):  # type: ignore[misc]
     """``opentelemetry_distro: runctx``: OTLP by default, run propagation on by default."""
 
     def _configure(self, **kwargs: Any) -> None:
-        for name, value in DISTRO_DEFAULTS.items():
-            os.environ.setdefault(name, value)
+        apply_env_defaults()
         try:
             ensure_propagator()
         except Exception as error:
@@ -121,6 +128,11 @@ class RunContextConfigurator(_OTelSDKConfigurator):
             *build_log_processors(),
         ]
         super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+
+
+def configure_sdk_from_env() -> None:
+    """Build the SDK providers from ``OTEL_*`` env, as ``opentelemetry-instrument`` would."""
+    RunContextConfigurator().configure()  # type: ignore[no-untyped-call]
 
 
 def pre_instrument() -> None:
