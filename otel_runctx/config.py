@@ -98,6 +98,20 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     return raw
 
 
+#: OpenTelemetry variables whose values are secrets: shown as set, never printed.
+_SECRET_MARKERS = ("HEADERS", "KEY", "TOKEN", "PASSWORD", "SECRET")
+
+
+def otel_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every ``OTEL_*`` variable that is set, secrets redacted (for ``otel-runctx doctor``)."""
+    env = os.environ if environ is None else environ
+    return {
+        name: "<set, redacted>" if any(m in name for m in _SECRET_MARKERS) else value
+        for name, value in sorted(env.items())
+        if name.startswith("OTEL_")
+    }
+
+
 def parse_resource_attributes(raw: str) -> dict[str, str]:
     """Parse ``OTEL_RESOURCE_ATTRIBUTES`` (``k=v,k2=v2``, values percent-encoded)."""
     result: dict[str, str] = {}
