@@ -14,7 +14,7 @@ __all__ = ["print_report"]
 
 def print_report(report: Report, out: TextIO, *, max_runs: int = 20) -> None:
     """Per-customer, per-workflow and per-run tables, then a line about skipped input."""
-    console = Console(file=out, width=140)
+    console = Console(file=out, width=None if out.isatty() else 140)
     for key, title in (("customer_id", "Per customer"), ("workflow", "Per workflow")):
         table = Table(title=title, title_justify="left")
         for column in (
@@ -28,7 +28,10 @@ def print_report(report: Report, out: TextIO, *, max_runs: int = 20) -> None:
             "p50 ms",
             "p95 ms",
         ):
-            table.add_column(column, justify="left" if column in (key, "outcomes") else "right")
+            table.add_column(
+                column,
+                justify="left" if column in (key.removesuffix("_id"), "outcomes") else "right",
+            )
         for row in report.group(key):
             runs = str(row["runs"])
             if row.get("child_runs"):
@@ -69,11 +72,11 @@ def print_report(report: Report, out: TextIO, *, max_runs: int = 20) -> None:
     for run in shown:
         status = run.status if run.status_source != "span" else f"{run.status} (span)"
         table.add_row(
-            run.run_id[:13],
+            _short(run.run_id),
             run.workflow,
             run.customer_id,
             str(run.attempt),
-            (run.parent_run_id or "")[:13],
+            _short(run.parent_run_id),
             status,
             str(run.spans),
             str(run.errors),
@@ -86,6 +89,11 @@ def print_report(report: Report, out: TextIO, *, max_runs: int = 20) -> None:
         f"{report.records} records; {report.spans_outside_runs} spans outside any run; "
         f"{report.unparsable_lines} unparsable lines"
     )
+
+
+def _short(run_id: str | None) -> str:
+    """The last 12 hex digits: UUIDv7s made in the same millisecond share their first ones."""
+    return f"…{run_id[-12:]}" if run_id else ""
 
 
 def _outcomes(counts: dict[str, Any]) -> str:
