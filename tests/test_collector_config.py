@@ -274,14 +274,10 @@ def check_connectors(cfg: Config) -> list[str]:
             )
             continue
         for src in sources:
-            if not any(
-                (component_type(src), component_type(d)) in supported for d in sinks
-            ):
+            if not any((component_type(src), component_type(d)) in supported for d in sinks):
                 problems.append(f"connector {cid!r}: nothing it can feed from {src!r}")
         for dst in sinks:
-            if not any(
-                (component_type(s), component_type(dst)) in supported for s in sources
-            ):
+            if not any((component_type(s), component_type(dst)) in supported for s in sources):
                 problems.append(f"connector {cid!r}: nothing it can feed {dst!r} from")
     return problems
 
@@ -303,9 +299,7 @@ def check_routing_tables(cfg: Config) -> list[str]:
             named += route.get("pipelines") or []
         for pid in named:
             if pid not in flows:
-                problems.append(
-                    f"connector {cid!r}: routes to undefined pipeline {pid!r}"
-                )
+                problems.append(f"connector {cid!r}: routes to undefined pipeline {pid!r}")
             elif cid not in flows[pid]["receivers"]:
                 problems.append(f"connector {cid!r}: {pid!r} does not receive from it")
         for pid, flow in flows.items():
@@ -350,9 +344,7 @@ def check_loadbalancing(cfg: Config) -> list[str]:
                 problems.append(f"exporter {cid!r}: routing_key must be traceID")
             resolver = settings.get("resolver") or {}
             if not any(resolver.get(kind) for kind in ("dns", "static", "k8s")):
-                problems.append(
-                    f"exporter {cid!r}: needs a dns, static or k8s resolver"
-                )
+                problems.append(f"exporter {cid!r}: needs a dns, static or k8s resolver")
     return problems
 
 
@@ -432,9 +424,7 @@ def check_ottl(cfg: Config) -> list[str]:
             ]
             for name in CALL.findall(STRING_LITERAL.sub('""', text)):
                 if name in MAP_WIDE_EDITORS:
-                    problems.append(
-                        f"{cid}: {name} touches more than runctx.*: {text!r}"
-                    )
+                    problems.append(f"{cid}: {name} touches more than runctx.*: {text!r}")
     return problems
 
 
@@ -455,13 +445,9 @@ def check_metric_dimensions(cfg: Config) -> list[str]:
             ]
         for key in keys:
             if key.startswith("runctx.") and not is_runctx_key(key):
-                problems.append(
-                    f"{cid}: dimension {key!r} is not a runctx contract key"
-                )
+                problems.append(f"{cid}: dimension {key!r} is not a runctx contract key")
             if key in HIGH_CARDINALITY_KEYS:
-                problems.append(
-                    f"{cid}: {key!r} would make one series per run/customer"
-                )
+                problems.append(f"{cid}: {key!r} would make one series per run/customer")
     return problems
 
 
@@ -495,9 +481,7 @@ def test_the_expected_configs_are_there() -> None:
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-def test_config_passes_check(
-    config: Config, check: Callable[[Config], list[str]]
-) -> None:
+def test_config_passes_check(config: Config, check: Callable[[Config], list[str]]) -> None:
     assert check(config) == []
 
 
@@ -547,15 +531,11 @@ def _non_runctx_key_in_runctx_transform(cfg: Config) -> None:
 
 def _misspelled_ottl_function(cfg: Config) -> None:
     group = cfg["processors"]["transform/runctx"]["trace_statements"][0]
-    group["statements"] = [
-        s.replace("Substring(", "SubString(") for s in group["statements"]
-    ]
+    group["statements"] = [s.replace("Substring(", "SubString(") for s in group["statements"]]
 
 
 def _customer_id_as_dimension(cfg: Config) -> None:
-    cfg["connectors"]["spanmetrics"]["dimensions"].append(
-        {"name": "runctx.customer_id"}
-    )
+    cfg["connectors"]["spanmetrics"]["dimensions"].append({"name": "runctx.customer_id"})
 
 
 def _unused_exporter(cfg: Config) -> None:
