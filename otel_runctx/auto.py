@@ -67,8 +67,15 @@ def apply_env_defaults() -> None:
 
 
 def user_chose_propagators() -> bool:
-    """True when ``OTEL_PROPAGATORS`` is set: then the user's choice is left exactly as it is."""
-    return bool(os.environ.get("OTEL_PROPAGATORS", "").strip())
+    """True when ``OTEL_PROPAGATORS`` or ``OTEL_CONFIG_FILE`` is set: the user's choice stands.
+
+    Declarative configuration always sets the global propagator, to exactly what its
+    ``propagator`` section lists (an empty, no-op composite when there is none), so with a
+    config file the file is the user's choice.
+    """
+    return any(
+        os.environ.get(name, "").strip() for name in ("OTEL_PROPAGATORS", "OTEL_CONFIG_FILE")
+    )
 
 
 def ensure_propagator() -> bool:

@@ -34,8 +34,8 @@ APP = textwrap.dedent(
         pass
     provider = trace.get_tracer_provider()
     processors = [type(p).__name__ for p in provider._active_span_processor._span_processors]
-    logs = get_logger_provider()._multi_log_record_processor
-    log_processors = [type(p).__name__ for p in logs._log_record_processors]
+    logs = getattr(get_logger_provider(), "_multi_log_record_processor", None)
+    log_processors = [type(p).__name__ for p in getattr(logs, "_log_record_processors", ())]
     composite = propagate.get_global_textmap()
     propagators = [type(p).__name__ for p in getattr(composite, "_propagators", [composite])]
     print(json.dumps({"span_processors": processors, "log_processors": log_processors,
@@ -195,3 +195,29 @@ def test_exporter_entry_points_resolve(exporter: str) -> None:
     for group in ("opentelemetry_traces_exporter", "opentelemetry_logs_exporter"):
         (point,) = entry_points(group=group, name=exporter)
         assert point.load().__module__ == "otel_runctx.exporters.jsonl"
+
+
+def test_a_declarative_config_file_decides_propagators_and_is_still_stamped(
+    tmp_path: Path,
+) -> None:
+    # Fact: declarative configuration always sets the global propagator to exactly what the
+    # file lists (an empty composite when it lists none), so otel-runctx leaves it alone.
+    config = tmp_path / "otel.yaml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            file_format: "1.0"
+            tracer_provider:
+              processors:
+                - simple:
+                    exporter:
+                      console: {}
+            propagator:
+              composite:
+                - tracecontext: {}
+            """
+        )
+    )
+    report, _ = _run_instrumented(tmp_path, {"OTEL_CONFIG_FILE": str(config)})
+    assert report["propagators"] == ["TraceContextTextMapPropagator"]
+    assert report["span_processors"] == ["RunContextSpanProcessor", "SimpleSpanProcessor"]

@@ -1,0 +1,85 @@
+"""make demo's pipeline, run for real, reports what really happened.
+
+``examples/run_demo.py`` runs the support-ticket pipeline under the real
+``opentelemetry-instrument`` with the runctx_jsonl exporters, then prints the report. The
+pipeline keeps its own books (runs, child runs, failures, tokens per customer) independent of
+telemetry; the report built from the telemetry must agree with them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .harness import REPO_ROOT, AppRunner, Collector, Sink, fast_export_env, python
+
+FAILED_STATUSES = {"error", "failure", "timeout"}
+
+
+def test_demo_report_matches_the_pipelines_own_books(apps: AppRunner, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    demo = apps.run(
+        python(REPO_ROOT / "examples" / "run_demo.py", "--out", str(out)),
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": None},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    printed = demo.output()
+    for expected in ("[6/6]", "Per customer", "Per workflow", "Runs (", "acme", "initech"):
+        assert expected in printed, expected
+
+    truth = json.loads((out / "ground-truth.json").read_text())["customers"]
+    done = subprocess.run(
+        [sys.executable, "-m", "otel_runctx", "report", str(out / "telemetry.jsonl"), "--json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    report: dict[str, Any] = json.loads(done.stdout)
+    rows = {row["customer_id"]: row for row in report["customers"]}
+
+    assert set(rows) == set(truth) == {"acme", "globex", "initech"}
+    for customer, books in truth.items():
+        row = rows[customer]
+        assert row["runs"] == books["runs"], customer
+        assert row["child_runs"] == books["child_runs"], customer
+        assert row["tokens"] == books["tokens"], customer
+        failed = sum(n for status, n in row["outcomes"].items() if status in FAILED_STATUSES)
+        assert failed == books["failed_runs"], (customer, row["outcomes"])
+    assert report["spans_outside_runs"] == 0
+    assert report["unparsable_lines"] == 0
+
+    retried = [r for r in report["runs"] if r["attempt"] == 2]
+    assert len(retried) == 1 and retried[0]["customer_id"] == "acme"
+    llm_spans = [
+        json.loads(line)
+        for line in (out / "telemetry.jsonl").read_text().splitlines()
+        if '"gen_ai.request.model"' in line
+    ]
+    assert llm_spans and all("runctx.run_id" in s["attributes"] for s in llm_spans)
+    lookups = [
+        json.loads(line)
+        for line in (out / "telemetry.jsonl").read_text().splitlines()
+        if '"name":"lookup ' in line
+    ]
+    # Thread-pool work carries the run it was submitted from.
+    assert lookups and all("runctx.run_id" in s["attributes"] for s in lookups)
+
+
+def test_with_an_otlp_endpoint_the_demo_exports_to_the_collector(
+    sink: Sink, collector: Collector, apps: AppRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "demo"
+    demo = apps.run(
+        python(REPO_ROOT / "examples" / "run_demo.py", "--out", str(out)),
+        env={**collector.otlp_env("grpc"), **fast_export_env()},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert "no local report" in demo.output()
+    assert not (out / "telemetry.jsonl").exists()
+    runs = sink.wait_for_spans(name="run handle-ticket", count=7)
+    assert {s["attributes"]["runctx.customer_id"] for s in runs} == {"acme", "globex", "initech"}
+    llm = sink.wait_for_spans(lambda s: "gen_ai.request.model" in s["attributes"], count=16)
+    assert all("runctx.run_id" in s["attributes"] for s in llm)
