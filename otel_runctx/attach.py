@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -131,7 +132,7 @@ def log_processors_of(provider: object) -> tuple[LogRecordProcessor, ...] | None
 
 
 # Providers we attached to through the public fallback, where the processor list is not visible.
-_attached_blind: set[int] = set()
+_attached_blind: weakref.WeakSet[object] = weakref.WeakSet()
 
 
 def attach_to_tracer_provider(provider: TracerProvider) -> AttachResult:
@@ -139,9 +140,9 @@ def attach_to_tracer_provider(provider: TracerProvider) -> AttachResult:
     with _lock:
         current = span_processors_of(provider)
         if current is None:
-            if id(provider) in _attached_blind:
+            if provider in _attached_blind:
                 return AttachResult(already_present=True)
-            _attached_blind.add(id(provider))
+            _attached_blind.add(provider)
         elif any(isinstance(p, RunContextSpanProcessor) for p in current):
             return AttachResult(already_present=True)
         processors = build_span_processors()
@@ -160,9 +161,9 @@ def attach_to_logger_provider(provider: LoggerProvider) -> AttachResult:
     with _lock:
         current = log_processors_of(provider)
         if current is None:
-            if id(provider) in _attached_blind:
+            if provider in _attached_blind:
                 return AttachResult(already_present=True)
-            _attached_blind.add(id(provider))
+            _attached_blind.add(provider)
         elif any(isinstance(p, RunContextLogProcessor) for p in current):
             return AttachResult(already_present=True)
         processors = build_log_processors()

@@ -127,7 +127,10 @@ class RunContextConfigurator(_OTelSDKConfigurator):
     def _configure(self, **kwargs: Any) -> None:
         if os.environ.get("OTEL_CONFIG_FILE", "").strip():
             super()._configure(**kwargs)  # type: ignore[no-untyped-call]
-            ensure_attached()
+            try:
+                ensure_attached()
+            except Exception as error:
+                report_error("auto.configurator", error)
             return
         kwargs["span_processors"] = [*kwargs.get("span_processors", ()), *build_span_processors()]
         kwargs["log_record_processors"] = [

@@ -202,7 +202,7 @@ def _check_processors(
 
 def _check_propagators(diagnosis: Diagnosis) -> None:
     names = propagator_names()
-    listing = ", ".join(names)
+    listing = ", ".join(names) or "(none: nothing is propagated)"
     run_propagator = load_optional(RUN_PROPAGATOR)
     if run_propagator is None:
         diagnosis.add("ok", "propagators", f"{listing} (run propagator not installed)")

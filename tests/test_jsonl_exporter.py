@@ -136,3 +136,27 @@ def test_an_unwritable_path_is_reported_not_raised(tmp_path: Path) -> None:
     from otel_runctx import stats
 
     assert stats.snapshot().get("errors.jsonl.export_spans", 0) >= 1
+
+
+def test_several_processes_appending_to_one_file_never_tear_lines(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.jsonl"
+    writer = (
+        "import sys\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import BatchSpanProcessor\n"
+        "from otel_runctx.exporters.jsonl import JsonlSpanExporter\n"
+        "provider = TracerProvider()\n"
+        "provider.add_span_processor(BatchSpanProcessor(JsonlSpanExporter(sys.argv[1]),"
+        " schedule_delay_millis=1))\n"
+        "tracer = provider.get_tracer('t')\n"
+        "for n in range(2000):\n"
+        "    tracer.start_span(f'{sys.argv[2]}-{n}', attributes={'pad': 'x' * 3000}).end()\n"
+        "provider.shutdown()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", writer, str(path), f"p{i}"]) for i in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    names = [r["name"] for r in _read(path)]  # json.loads fails on a torn line
+    assert len(names) == len(set(names)) == 4 * 2000

@@ -6,8 +6,9 @@ The no-collector default behind ``make demo`` and ``otel-runctx report``. Select
 one JSON object with ``"signal": "span"`` or ``"signal": "log"``.
 
 Every exporter writing to the same path in a process shares one writer and its lock, and each
-record is written with a single ``write`` on a file opened in append mode, so lines from
-threads, from the span and log pipelines, and from several processes never interleave.
+batch is appended with one ``os.write`` on a file opened with ``O_APPEND``, so lines from
+threads and from the span and log pipelines never interleave, and batches from several
+processes land whole at the end of the file (on a local file system).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from typing import IO, Any
+from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -37,7 +38,7 @@ class _Writer:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
         self._users = 0
 
     def acquire(self) -> None:
@@ -47,22 +48,22 @@ class _Writer:
     def write_lines(self, lines: Sequence[str]) -> None:
         if not lines:
             return
-        chunk = "".join(line + "\n" for line in lines)
+        chunk = memoryview("".join(line + "\n" for line in lines).encode("utf-8"))
         with self._lock:
-            if self._file is None:
+            if self._fd is None:
                 directory = os.path.dirname(self.path)
                 if directory:
                     os.makedirs(directory, exist_ok=True)
-                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-            self._file.write(chunk)
-            self._file.flush()
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            while chunk:
+                chunk = chunk[os.write(self._fd, chunk) :]
 
     def release(self) -> None:
         with self._lock:
             self._users -= 1
-            if self._users <= 0 and self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._users <= 0 and self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 _writers: dict[str, _Writer] = {}
