@@ -31,6 +31,8 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("OTEL_SERVICE_NAME", "support-ticket-demo")
     env.setdefault("OTEL_METRICS_EXPORTER", "none")
+    # Prices for the fake model, so the usage roll-up can estimate each run's cost.
+    env.setdefault("OTEL_RUNCTX_PRICES", str(HERE / "prices.json"))
     to_collector = bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
     if not to_collector:
         env.update(

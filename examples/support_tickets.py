@@ -61,7 +61,15 @@ class Books:
 
     def __init__(self) -> None:
         self.customers: dict[str, dict[str, int]] = defaultdict(
-            lambda: {"runs": 0, "child_runs": 0, "failed_runs": 0, "tokens": 0, "llm_calls": 0}
+            lambda: {
+                "runs": 0,
+                "child_runs": 0,
+                "failed_runs": 0,
+                "tokens": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "llm_calls": 0,
+            }
         )
 
     def count(self, customer: str, key: str, amount: int = 1) -> None:
@@ -85,6 +93,8 @@ async def fake_llm(purpose: str, prompt: str, *, delay: float = 0.01) -> str:
         span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
         customer = require_run_context().customer_id
         BOOKS.count(customer, "tokens", input_tokens + output_tokens)
+        BOOKS.count(customer, "input_tokens", input_tokens)
+        BOOKS.count(customer, "output_tokens", output_tokens)
         BOOKS.count(customer, "llm_calls")
         return f"{purpose}: {prompt[:24]}"
 

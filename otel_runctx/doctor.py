@@ -227,11 +227,27 @@ def _check_propagators(diagnosis: Diagnosis) -> None:
 
 
 def _check_spool(diagnosis: Diagnosis) -> None:
-    status: Callable[[], Any] | None = load_optional(f"{OUTCOME_EXPORTER_MODULE}:spool_status")
-    if status is None:
+    """Report the outcome spool when the outcome exporter is installed and switched it on."""
+    get_active_spool: Callable[[], Any] | None = load_optional(
+        f"{OUTCOME_EXPORTER_MODULE}:get_active_spool"
+    )
+    if get_active_spool is None:
         return
     try:
-        diagnosis.spool = dict(status())
+        spool = get_active_spool()
+        if spool is None:
+            diagnosis.add(
+                "ok",
+                "outcome spool",
+                "off (runctx_outcome is not in OTEL_LOGS_EXPORTER): outcome events go out "
+                "like other log records, best effort",
+            )
+            return
+        diagnosis.spool = {
+            name: str(getattr(spool, name))
+            for name in ("path", "intake_directory", "max_bytes", "owner")
+            if hasattr(spool, name)
+        }
     except Exception as error:
         diagnosis.add("warn", "outcome spool", f"could not read its status: {error}")
         return

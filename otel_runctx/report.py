@@ -4,9 +4,10 @@ Reads the lines the ``runctx_jsonl`` exporters wrote and groups spans by ``runct
 A run's status is its outcome event (``runctx.outcome.status`` on a log record) when one was
 recorded, otherwise what its root span says (``error`` or ``ok``, marked as from the span).
 Tokens are the sum of ``gen_ai.usage.input_tokens`` and ``gen_ai.usage.output_tokens`` over
-the run's own spans; cost is the sum of the first of :data:`COST_KEYS` each span or outcome
-carries. Percentiles use the nearest-rank method over run durations (first span start to last
-span end).
+the run's own spans. Cost is the usage roll-up's ``runctx.usage.cost`` (priced with
+``OTEL_RUNCTX_PRICES``) from the run's outcome event, else from its root span, which carries the
+same roll-up; it is never summed over spans, so nothing is counted twice. Percentiles use the
+nearest-rank method over run durations (first span start to last span end).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COST_KEYS", "Report", "RunSummary", "build_report", "read_jsonl"]
+__all__ = ["COST_KEY", "Report", "RunSummary", "build_report", "read_jsonl"]
 
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-#: Attribute keys read as a cost in currency units; the first present on a record counts.
-COST_KEYS = ("runctx.usage.cost", "runctx.usage.cost_usd", "gen_ai.usage.cost")
+#: The run's estimated cost, set by the usage roll-up on the outcome event and the root span.
+COST_KEY = "runctx.usage.cost"
 OUTCOME_STATUS = "runctx.outcome.status"
 
 
@@ -49,6 +50,8 @@ class RunSummary:
     status: str = "unknown"
     status_source: str = "none"
     _root_span_status: str | None = field(default=None, repr=False)
+    _span_cost: float | None = field(default=None, repr=False)
+    _outcome_cost: float | None = field(default=None, repr=False)
 
     @property
     def duration_ms(self) -> float | None:
@@ -181,6 +184,7 @@ def build_report(records: Iterable[Mapping[str, Any]], unparsable_lines: int = 0
     for record in outcomes:
         _add_outcome(runs, record)
     for run in runs.values():
+        run.cost = next((c for c in (run._outcome_cost, run._span_cost) if c is not None), 0.0)
         if run.status_source == "none" and run._root_span_status is not None:
             run.status = "error" if run._root_span_status == "ERROR" else "ok"
             run.status_source = "span"
@@ -217,7 +221,9 @@ def _add_span(
         run.errors += 1
     run.input_tokens += _int(attributes.get(INPUT_TOKENS))
     run.output_tokens += _int(attributes.get(OUTPUT_TOKENS))
-    run.cost += _cost(attributes)
+    cost = _cost(attributes)
+    if cost is not None:
+        run._span_cost = cost
     start, end = record.get("start_time_unix_nano"), record.get("end_time_unix_nano")
     if isinstance(start, int) and (run.start_ns is None or start < run.start_ns):
         run.start_ns = start
@@ -234,16 +240,15 @@ def _add_outcome(runs: dict[str, RunSummary], record: Mapping[str, Any]) -> None
     run = _summary(runs, attributes)
     run.status = str(attributes[OUTCOME_STATUS])
     run.status_source = "outcome"
-    run.cost += _cost(attributes)
+    run._outcome_cost = _cost(attributes)
 
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _cost(attributes: Mapping[str, Any]) -> float:
-    for key in COST_KEYS:
-        value = attributes.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return 0.0
+def _cost(attributes: Mapping[str, Any]) -> float | None:
+    value = attributes.get(COST_KEY)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None

@@ -8,15 +8,20 @@ telemetry; the report built from the telemetry must agree with them.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .harness import REPO_ROOT, AppRunner, Collector, Sink, fast_export_env, python
 
 FAILED_STATUSES = {"error", "failure", "timeout"}
+# Costs appear once the usage roll-up and price table (the outcomes component) are installed.
+PRICED = importlib.util.find_spec("otel_runctx.prices") is not None
 
 
 def test_demo_report_matches_the_pipelines_own_books(apps: AppRunner, tmp_path: Path) -> None:
@@ -47,6 +52,10 @@ def test_demo_report_matches_the_pipelines_own_books(apps: AppRunner, tmp_path: 
         assert row["tokens"] == books["tokens"], customer
         failed = sum(n for status, n in row["outcomes"].items() if status in FAILED_STATUSES)
         assert failed == books["failed_runs"], (customer, row["outcomes"])
+        if PRICED:
+            # examples/prices.json: fake-llm-small costs 3.0 / 15.0 per 1M input / output tokens.
+            expected = (books["input_tokens"] * 3.0 + books["output_tokens"] * 15.0) / 1e6
+            assert row["cost"] == pytest.approx(expected, rel=1e-6), customer
     assert report["spans_outside_runs"] == 0
     assert report["unparsable_lines"] == 0
 
