@@ -57,10 +57,7 @@ __all__ = [
 #: ``module:Class`` of the run propagator (written by the propagation component).
 RUN_PROPAGATOR = "otel_runctx.propagation:RunContextPropagator"
 #: ``module:Class`` of span processors that run after stamping when they are installed.
-OPTIONAL_SPAN_PROCESSORS: tuple[str, ...] = (
-    "otel_runctx.processors.usage:UsageSpanProcessor",
-    "otel_runctx.processors.usage:UsageRollupProcessor",
-)
+OPTIONAL_SPAN_PROCESSORS: tuple[str, ...] = ("otel_runctx.processors.usage:UsageRollupProcessor",)
 
 _lock = threading.Lock()
 
@@ -108,7 +105,6 @@ def build_span_processors() -> list[SpanProcessor]:
                 processors.append(cls())
             except Exception as error:
                 report_error("attach.optional_processor", error, message=path)
-            break
     return processors
 
 

@@ -191,7 +191,7 @@ def _check_processors(
         )
     else:
         diagnosis.add("ok", check, listing)
-    if not any(n not in (ours, "UsageSpanProcessor", "UsageRollupProcessor") for n in names):
+    if not any(n not in (ours, "UsageRollupProcessor") for n in names):
         diagnosis.add(
             "warn",
             check,
