@@ -23,6 +23,9 @@ test: lint
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
+fuzz: $(STAMP)
+	RUNCTX_FUZZ_EXAMPLES=$${RUNCTX_FUZZ_EXAMPLES:-20000} $(PY) -m pytest -q tests/test_fuzz_*.py
+
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
