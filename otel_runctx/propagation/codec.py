@@ -26,6 +26,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_member",
+    "is_plain_value",
     "parse_header",
 ]
 
@@ -45,6 +46,8 @@ _SAFE_VALUE_CHARACTERS = "".join(
 _TOKEN_CHARACTERS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SAFE_KEY_CHARACTERS = _TOKEN_CHARACTERS.replace("%", "").replace("+", "")
 
+_PLAIN_VALUE = re.compile(f"[{re.escape(_SAFE_VALUE_CHARACTERS)}]*")
+_PLAIN_KEY = re.compile(f"[{re.escape(_SAFE_KEY_CHARACTERS)}]*")
 _KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -53,7 +56,14 @@ _OWS = " \t"
 
 def encode(text: str, *, key: bool = False) -> str:
     """Percent-encode ``text`` (UTF-8) for a baggage key or value."""
+    if (_PLAIN_KEY if key else _PLAIN_VALUE).fullmatch(text):
+        return text  # the common case: nothing to escape
     return quote(text, safe=_SAFE_KEY_CHARACTERS if key else _SAFE_VALUE_CHARACTERS)
+
+
+def is_plain_value(text: str) -> bool:
+    """True if ``text`` needs no escaping as a baggage value."""
+    return _PLAIN_VALUE.fullmatch(text) is not None
 
 
 def encode_member(key: str, value: str) -> str:

@@ -21,19 +21,20 @@ header someone captured, and it says nothing about app baggage (which is never s
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
 from otel_runctx import keys
 from otel_runctx.config import SigningKey
-from otel_runctx.propagation.codec import encode
+from otel_runctx.propagation.codec import encode, is_plain_value
 
 __all__ = ["SIGNATURE_KEY", "SIGNED_KEYS", "canonical_bytes", "sign", "verify"]
 
 SIGNATURE_KEY = "runctx.sig"
 _VERSION = "v1"
-_DOMAIN = b"runctx-sig/v1"
+_DOMAIN = "runctx-sig/v1"
 
 #: Every run field, in the order the canonical form lists them.
 SIGNED_KEYS = (
@@ -56,12 +57,28 @@ _BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 
 def canonical_bytes(key_id: str, entries: Mapping[str, str]) -> bytes:
     """The bytes signed for ``entries`` (decoded run baggage values) under ``key_id``."""
-    lines = [f"{key}={encode(entries[key])}" if key in entries else key for key in SIGNED_KEYS]
-    return _DOMAIN + b"\n" + key_id.encode("ascii") + b"\n" + "\n".join(lines).encode("ascii")
+    values = [entries.get(key) for key in SIGNED_KEYS]
+    # One check for the usual case where no value needs escaping, instead of one per value.
+    plain = is_plain_value("".join(value for value in values if value is not None))
+    lines = [_DOMAIN, key_id]
+    for key, value in zip(SIGNED_KEYS, values, strict=True):
+        if value is None:
+            lines.append(key)
+        else:
+            lines.append(f"{key}={value if plain else encode(value)}")
+    return "\n".join(lines).encode("ascii")
+
+
+@functools.lru_cache(maxsize=64)
+def _keyed_hmac(secret: bytes) -> hmac.HMAC:
+    # The key schedule is done once per secret; each MAC starts from a copy of it.
+    return hmac.new(secret, digestmod=hashlib.sha256)
 
 
 def _mac(secret: bytes, key_id: str, entries: Mapping[str, str]) -> bytes:
-    return hmac.new(secret, canonical_bytes(key_id, entries), hashlib.sha256).digest()
+    mac = _keyed_hmac(secret).copy()
+    mac.update(canonical_bytes(key_id, entries))
+    return mac.digest()
 
 
 def sign(key: SigningKey, entries: Mapping[str, str]) -> str:
