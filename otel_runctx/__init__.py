@@ -12,11 +12,13 @@ from otel_runctx.context import (
 from otel_runctx.decorators import workflow
 from otel_runctx.ids import generate_run_id
 from otel_runctx.runs import run
+from otel_runctx.setup import configure
 
 __all__ = [
     "NoRunContextError",
     "RunContext",
     "RunStatus",
+    "configure",
     "generate_run_id",
     "get_run_context",
     "require_run_context",

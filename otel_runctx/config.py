@@ -22,8 +22,10 @@ ENV_ENVIRONMENT = "OTEL_RUNCTX_ENVIRONMENT"
 ENV_PROPAGATION_MODE = "OTEL_RUNCTX_PROPAGATION_MODE"
 ENV_INBOUND = "OTEL_RUNCTX_INBOUND"
 ENV_SIGNING_KEYS = "OTEL_RUNCTX_SIGNING_KEYS"
+ENV_JSONL_PATH = "OTEL_RUNCTX_JSONL_PATH"
 
 DEFAULT_ENVIRONMENT = "production"
+DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
 _RESOURCE_ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
 
 
@@ -54,6 +56,8 @@ class Settings:
     inbound: InboundPolicy = "trust"
     #: The first key signs outbound runs; every key verifies inbound ones.
     signing_keys: tuple[SigningKey, ...] = ()
+    #: Where the ``runctx_jsonl`` exporters append, one JSON object per line (relative: to the cwd).
+    jsonl_path: str = DEFAULT_JSONL_PATH
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +75,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         propagation_mode=_choice(env, ENV_PROPAGATION_MODE, ("lean", "full"), "lean"),  # type: ignore[arg-type]
         inbound=inbound,  # type: ignore[arg-type]
         signing_keys=signing_keys,
+        jsonl_path=env.get(ENV_JSONL_PATH, "").strip() or DEFAULT_JSONL_PATH,
     )
 
 
@@ -149,6 +154,20 @@ def _signing_keys(env: Mapping[str, str]) -> tuple[SigningKey, ...]:
             raise ConfigError(f"{where}: key id {key_id!r} appears twice")
         keys.append(SigningKey(key_id, secret_bytes))
     return tuple(keys)
+
+
+#: OpenTelemetry variables whose values are secrets: shown as set, never printed.
+_SECRET_MARKERS = ("HEADERS", "KEY", "TOKEN", "PASSWORD", "SECRET")
+
+
+def otel_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every ``OTEL_*`` variable that is set, secrets redacted (for ``otel-runctx doctor``)."""
+    env = os.environ if environ is None else environ
+    return {
+        name: "<set, redacted>" if any(m in name for m in _SECRET_MARKERS) else value
+        for name, value in sorted(env.items())
+        if name.startswith("OTEL_")
+    }
 
 
 def parse_resource_attributes(raw: str) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Exporters: the local JSONL file exporter and the run outcome exporter."""
