@@ -249,3 +249,19 @@ def test_a_celery_task_runs_in_the_worker_under_the_enqueuing_run(
     for span in worker_spans + producer_spans:
         assert span["attributes"].get(keys.RUN_ID) == run_id, span["name"]
         assert span["attributes"].get(keys.CUSTOMER_ID) == "cust-celery", span["name"]
+
+
+def test_verify_mode_without_keys_stops_the_service_at_startup_with_a_clear_error(
+    collector: Collector, apps: AppRunner
+) -> None:
+    # Failing closed: a service told to verify but given no keys must not quietly trust.
+    b = apps.run(
+        instrumented(APPS / "service_b.py", str(free_port())),
+        env=service_env(collector, "service-b", "grpc", OTEL_RUNCTX_INBOUND="verify"),
+        cwd=APPS,
+        name="service_b_misconfigured",
+        timeout=60,
+        check=False,
+    )
+    assert b.returncode != 0
+    assert "ConfigError: OTEL_RUNCTX_INBOUND=verify needs at least one key" in b.output()
