@@ -94,3 +94,28 @@ def test_secrets_in_otel_variables_are_not_printed() -> None:
     )
     assert "hunter2" not in done.stdout
     assert json.loads(done.stdout)["otel_env"]["OTEL_EXPORTER_OTLP_HEADERS"] == "<set, redacted>"
+
+
+def test_baggage_next_to_the_run_propagator_is_a_problem(tmp_path: Path) -> None:
+    done = _run(
+        [str(BIN / "opentelemetry-instrument"), str(BIN / "otel-runctx"), "doctor"],
+        _env(
+            OTEL_PROPAGATORS="tracecontext,baggage,runctx",
+            OTEL_TRACES_EXPORTER="console",
+            OTEL_LOGS_EXPORTER="console",
+        ),
+    )
+    assert done.returncode == 1, done.stdout
+    assert "both write the `baggage` header" in done.stdout
+    assert "OTEL_PROPAGATORS=tracecontext,runctx" in done.stdout
+
+
+def test_by_default_the_run_propagator_replaces_baggage(tmp_path: Path) -> None:
+    done = _run(
+        [str(BIN / "opentelemetry-instrument"), str(BIN / "otel-runctx"), "doctor", "--json"],
+        _env(OTEL_TRACES_EXPORTER="console", OTEL_LOGS_EXPORTER="console"),
+    )
+    findings = {f["check"]: f for f in json.loads(done.stdout)["findings"]}
+    assert findings["propagators"]["detail"] == (
+        "TraceContextTextMapPropagator, RunContextPropagator"
+    )
