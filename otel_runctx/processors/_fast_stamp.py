@@ -1,0 +1,97 @@
+"""Writing a run's attributes onto a starting span: the one place that touches SDK internals.
+
+The public way, ``span.set_attributes(mapping)``, re-validates every value on every span
+(``_clean_attribute_value``, one dict insert at a time). A run's attributes were validated once,
+when the RunContext was built, and the same read-only mapping is stamped onto every span of the
+run, so re-validating them is pure cost: on this machine it made stamping dearer than passing the
+attributes to ``start_span`` yourself. The fast path copies the run's dict into the span's
+``BoundedAttributes`` storage under its lock in one C-level operation.
+
+It relies on private SDK structure (``Span._attributes`` being a ``BoundedAttributes`` with
+``_dict``, ``_lock``, ``maxlen``, ``max_value_len`` and ``_immutable``). That structure is probed
+once at import by stamping a real SDK span and reading the result back through the public
+``attributes`` property; if anything differs, :data:`FAST_PATH_AVAILABLE` is False and every span
+goes through :func:`stamp_public`. Per span, anything the fast path cannot reproduce exactly
+(a value-length limit that could truncate, a count limit that could evict, a non-SDK span) also
+goes the public way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+__all__ = ["FAST_PATH_AVAILABLE", "stamp", "stamp_fast", "stamp_public"]
+
+Stamper = Callable[[Span, Mapping[str, AttributeValue]], None]
+
+
+def stamp_public(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
+    """Set ``attributes`` on ``span`` through the public API (validates every value)."""
+    span.set_attributes(attributes)
+
+
+def stamp_fast(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
+    """Set already-validated ``attributes`` on an SDK ``span`` without re-validating them.
+
+    Falls back to :func:`stamp_public` whenever the result could differ from it.
+    """
+    bounded: Any = getattr(span, "_attributes", None)
+    if (
+        type(bounded) is not BoundedAttributes
+        or bounded.max_value_len is not None
+        or bounded._immutable
+    ):
+        stamp_public(span, attributes)
+        return
+    with bounded._lock:
+        current = bounded._dict
+        maxlen = bounded.maxlen
+        if maxlen is not None and len(current) + len(attributes) > maxlen:
+            fits = False
+        elif current:
+            current.update(attributes)
+            fits = True
+        else:
+            # MappingProxyType.copy() is the underlying dict's copy(): one C call.
+            bounded._dict = (
+                attributes.copy() if type(attributes) is MappingProxyType else dict(attributes)
+            )
+            fits = True
+    if not fits:
+        stamp_public(span, attributes)
+
+
+def _probe() -> bool:
+    """True if :func:`stamp_fast` gives the same result as the public API on this SDK."""
+    try:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+        tracer = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False).get_tracer("probe")
+        expected: dict[str, AttributeValue] = {"runctx.probe": "x", "runctx.attempt": 1}
+        empty = tracer.start_span("runctx-probe")
+        stamp_fast(empty, MappingProxyType(expected))
+        prefilled = tracer.start_span("runctx-probe", attributes={"user.key": True})
+        stamp_fast(prefilled, MappingProxyType(expected))
+        bounded: Any = getattr(empty, "_attributes", None)
+        return (
+            type(bounded) is BoundedAttributes
+            and isinstance(bounded._dict, dict)
+            and dict(getattr(empty, "attributes", None) or {}) == expected
+            and dict(getattr(prefilled, "attributes", None) or {}) == {"user.key": True, **expected}
+        )
+    except Exception:
+        return False
+
+
+#: Whether this SDK's span internals look the way :func:`stamp_fast` expects.
+FAST_PATH_AVAILABLE: bool = _probe()
+
+#: The stamper the processors use: the fast path when the probe passed, else the public API.
+stamp: Stamper = stamp_fast if FAST_PATH_AVAILABLE else stamp_public

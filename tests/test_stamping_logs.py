@@ -1,0 +1,108 @@
+"""RunContextLogProcessor with stdlib logging through the OTel logging handler users install."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs import LoggingHandler as SdkLoggingHandler
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+from otel_runctx import RunContext, run, stats
+from otel_runctx.processors import RunContextLogProcessor
+from otel_runctx.processors import logs as logs_module
+
+
+@pytest.fixture
+def otel_logger() -> Iterator[tuple[logging.Logger, InMemoryLogRecordExporter]]:
+    """A stdlib logger whose records go through opentelemetry-instrumentation-logging's handler
+    into a LoggerProvider with RunContextLogProcessor, then an in-memory exporter."""
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(RunContextLogProcessor())
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = logging.getLogger("test.stamping.logs")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = LoggingHandler(logger_provider=provider)
+    logger.addHandler(handler)
+    try:
+        yield logger, exporter
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_the_sdk_logging_handler_is_deprecated_in_favour_of_the_instrumentation_one() -> None:
+    # Fact (SDK 1.45): constructing opentelemetry.sdk._logs.LoggingHandler warns and points at
+    # opentelemetry-instrumentation-logging's handler, which is what these tests use. That handler
+    # passes the current Context on each record, which is where the processor reads the run.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        SdkLoggingHandler(logger_provider=LoggerProvider())
+    assert any(
+        issubclass(w.category, DeprecationWarning)
+        and "opentelemetry-instrumentation-logging" in str(w.message)
+        for w in caught
+    )
+
+
+def test_stdlib_log_records_in_a_run_carry_the_run(
+    otel_logger: tuple[logging.Logger, InMemoryLogRecordExporter],
+) -> None:
+    logger, exporter = otel_logger
+    with run("job", event_id="e", customer_id="cust-7") as ctx:
+        logger.warning("inside", extra={"ticket": "T-1", "runctx.customer_id": "caller-set"})
+        with run("child") as child:
+            logger.info("in child")
+    logger.warning("outside")
+    inside, in_child, outside = (r.log_record for r in exporter.get_finished_logs())
+    assert inside.attributes is not None and outside.attributes is not None
+    assert in_child.attributes is not None
+    assert inside.attributes["runctx.run_id"] == ctx.run_id
+    assert inside.attributes["ticket"] == "T-1"
+    # Attributes the record already has are kept.
+    assert inside.attributes["runctx.customer_id"] == "caller-set"
+    assert in_child.attributes["runctx.run_id"] == child.run_id
+    assert in_child.attributes["runctx.parent_run_id"] == ctx.run_id
+    assert not any(k.startswith("runctx.") for k in outside.attributes)
+
+
+def test_log_records_are_stamped_from_upstream_baggage(
+    otel_logger: tuple[logging.Logger, InMemoryLogRecordExporter],
+) -> None:
+    logger, exporter = otel_logger
+    upstream = RunContext.create("upstream", event_id="e-up", customer_id="c-up")
+    context = otel_context.get_current()
+    for key, value in upstream.to_baggage_dict().items():
+        context = baggage.set_baggage(key, value, context)
+    token = otel_context.attach(context)
+    try:
+        logger.warning("downstream")
+    finally:
+        otel_context.detach(token)
+    (record,) = (r.log_record for r in exporter.get_finished_logs())
+    assert record.attributes is not None
+    assert record.attributes["runctx.run_id"] == upstream.run_id
+    assert record.attributes["runctx.customer_id"] == "c-up"
+
+
+def test_a_failing_log_processor_never_reaches_the_logging_call(
+    otel_logger: tuple[logging.Logger, InMemoryLogRecordExporter],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def explode(context: object) -> None:
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(logs_module, "run_for", explode)
+    logger, exporter = otel_logger
+    before = stats.snapshot().get("errors.log_processor.on_emit", 0)
+    with run("job", event_id="e", customer_id="c"):
+        logger.warning("still logged")
+    assert [r.log_record.body for r in exporter.get_finished_logs()] == ["still logged"]
+    assert stats.snapshot()["errors.log_processor.on_emit"] == before + 1
