@@ -1,0 +1,111 @@
+"""ExecutorContextInstrumentor: thread pools, ``run_in_executor`` and threads carry the run.
+
+The stdlib does not copy context into ``ThreadPoolExecutor.submit`` (so ``Executor.map`` and
+``loop.run_in_executor`` neither), nor into ``threading.Thread``: there, work starts with no run,
+or on a reused pool worker with whatever a previous job left behind. This instrumentor copies the
+SUBMITTING context into each job, a fresh copy per job (``contextvars.copy_context()``), and the
+starting context into each thread.
+
+It coexists with opentelemetry-instrumentation-threading: each wraps the same methods with its
+own wrapt layer, in either order. Since another instrumentor's ``unwrap`` can remove whichever
+layer is outermost, ours checks an "enabled" flag on every call, so ``uninstrument`` turns it off
+even when our layer can no longer be removed, and ``instrument`` re-enables a layer that is still
+in place instead of stacking a second one.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable, Collection
+from concurrent import futures
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from otel_runctx.instrumentation._jobs import ContextJob, call_in_empty_context
+
+__all__ = ["ExecutorContextInstrumentor"]
+
+_Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+_THREAD_CONTEXT_ATTRIBUTE = "_runctx_start_context"
+# wrapt 2 moved FunctionWrapper under BaseObjectProxy; wrapt 1 has only ObjectProxy.
+_PROXY_TYPE: type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
+
+
+class _State:
+    enabled = False
+
+
+def _wrap_submit(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if not _State.enabled or not args or isinstance(args[0], ContextJob):
+        return wrapped(*args, **kwargs)
+    return call_in_empty_context(wrapped, ContextJob(args[0]), *args[1:], **kwargs)
+
+
+def _wrap_thread_start(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if _State.enabled:
+        setattr(instance, _THREAD_CONTEXT_ATTRIBUTE, contextvars.copy_context())
+    return wrapped(*args, **kwargs)
+
+
+def _wrap_thread_run(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    context = getattr(instance, _THREAD_CONTEXT_ATTRIBUTE, None)
+    if context is None or not _State.enabled:
+        return wrapped(*args, **kwargs)
+    setattr(instance, _THREAD_CONTEXT_ATTRIBUTE, None)  # do not keep the run alive after run()
+    return context.run(wrapped, *args, **kwargs)
+
+
+_TARGETS: tuple[tuple[type, str, _Wrapper], ...] = (
+    (futures.ThreadPoolExecutor, "submit", _wrap_submit),
+    (threading.Thread, "start", _wrap_thread_start),
+    (threading.Thread, "run", _wrap_thread_run),
+    (threading.Timer, "run", _wrap_thread_run),
+)
+
+
+def _find_layer(owner: type, name: str, wrapper: _Wrapper) -> Any:
+    """Our wrapt layer for ``owner.name`` if it is anywhere in the wrapper chain, else None."""
+    current: object = vars(owner).get(name)
+    while isinstance(current, _PROXY_TYPE):
+        if getattr(current, "_self_wrapper", None) is wrapper:
+            return current
+        current = getattr(current, "__wrapped__", None)
+    return None
+
+
+class ExecutorContextInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Copy the submitting context into thread-pool jobs and the starting context into threads.
+
+    ``ExecutorContextInstrumentor().instrument()`` patches ``ThreadPoolExecutor.submit`` (which
+    ``map`` and ``loop.run_in_executor`` use), ``Thread.start``/``Thread.run`` and ``Timer.run``;
+    ``uninstrument()`` restores them. ``opentelemetry-instrument`` loads it through the
+    ``runctx_executors`` entry point (disable with
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=runctx_executors``).
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        """Only the standard library is patched."""
+        return ()
+
+    def _instrument(self, **kwargs: Any) -> None:
+        for owner, name, wrapper in _TARGETS:
+            if _find_layer(owner, name, wrapper) is None:
+                wrapt.wrap_function_wrapper(owner, name, wrapper)
+        _State.enabled = True
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        _State.enabled = False
+        for owner, name, wrapper in _TARGETS:
+            layer = vars(owner).get(name)
+            if isinstance(layer, _PROXY_TYPE) and getattr(layer, "_self_wrapper", None) is wrapper:
+                setattr(owner, name, getattr(layer, "__wrapped__"))  # noqa: B009
+            # else: another instrumentor wrapped over ours; our layer stays, disabled.
