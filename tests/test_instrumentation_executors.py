@@ -228,3 +228,25 @@ def test_instrument_uninstrument_instrument_does_not_stack_layers() -> None:
     assert depth == 2
     _jobs_see_their_submitters_run()
     assert _plain_var_reaches_jobs()
+
+
+@pytest.mark.parametrize("with_instrumentor", [False, True], ids=["alone", "with-instrumentor"])
+def test_context_pool_executor_gives_each_job_its_submitters_run(with_instrumentor: bool) -> None:
+    from otel_runctx.isolation import ContextPoolExecutor
+
+    if with_instrumentor:
+        ExecutorContextInstrumentor().instrument()
+    leaked = _new_run(0)
+    with ContextPoolExecutor(max_workers=1) as pool:
+        pool.submit(_leaky_job, leaked).result()
+        assert pool.submit(get_run_context).result() is None
+        for i in range(1, 4):
+            with run("submitter", event_id=f"e-{i}", customer_id="c") as ctx:
+                pool.submit(_leaky_job, leaked).result()
+                assert pool.submit(get_run_context).result() is ctx
+                assert list(pool.map(lambda _: get_run_context(), range(3))) == [ctx] * 3
+        token = PLAIN_VAR.set("from submitter")
+        try:
+            assert pool.submit(PLAIN_VAR.get).result() == "from submitter"
+        finally:
+            PLAIN_VAR.reset(token)
