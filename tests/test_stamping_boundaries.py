@@ -92,6 +92,15 @@ def _cross_every_thread_boundary(tracer: Tracer, pool: ThreadPoolExecutor) -> No
     timer.start()
     timer.join()
 
+    class Worker(threading.Thread):
+        def run(self) -> None:  # a subclass that overrides run() instead of passing target=
+            _span(tracer, "thread-subclass")
+
+    worker = Worker()
+    worker.start()
+    worker.join()
+    assert "run" not in vars(worker)  # nothing of ours is left on the thread object
+
     async def in_loop() -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, _span, tracer, "run-in-executor-default")
@@ -101,7 +110,7 @@ def _cross_every_thread_boundary(tracer: Tracer, pool: ThreadPoolExecutor) -> No
 
 
 POOL_SPANS = ["submit", "map-1", "map-2", "run-in-executor-pool"]
-THREAD_SPANS = ["thread", "timer", "run-in-executor-default"]
+THREAD_SPANS = ["thread", "timer", "thread-subclass", "run-in-executor-default"]
 
 
 def test_without_help_threads_pools_and_executors_drop_the_run(

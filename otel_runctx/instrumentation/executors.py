@@ -4,7 +4,7 @@ The stdlib does not copy context into ``ThreadPoolExecutor.submit`` (so ``Execut
 ``loop.run_in_executor`` neither), nor into ``threading.Thread``: there, work starts with no run,
 or on a reused pool worker with whatever a previous job left behind. This instrumentor copies the
 SUBMITTING context into each job, a fresh copy per job (``contextvars.copy_context()``), and the
-starting context into each thread.
+starting context into each thread (``Thread`` subclasses that override ``run()`` included).
 
 It coexists with opentelemetry-instrumentation-threading: each wraps the same methods with its
 own wrapt layer, in either order. Since another instrumentor's ``unwrap`` can remove whichever
@@ -29,7 +29,6 @@ from otel_runctx.instrumentation._jobs import ContextJob, call_in_empty_context
 __all__ = ["ExecutorContextInstrumentor"]
 
 _Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
-_THREAD_CONTEXT_ATTRIBUTE = "_runctx_start_context"
 # wrapt 2 moved FunctionWrapper under BaseObjectProxy; wrapt 1 has only ObjectProxy.
 _PROXY_TYPE: type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
@@ -46,29 +45,45 @@ def _wrap_submit(
     return call_in_empty_context(wrapped, ContextJob(args[0]), *args[1:], **kwargs)
 
 
+class _RunInStartContext:
+    """Stands in for one thread's ``run`` until it starts, then runs it in the start context.
+
+    It is set on the thread instance, so a subclass that overrides ``run()`` is covered too (a
+    wrapper on ``Thread.run`` would miss it). On first call it removes itself, restoring whatever
+    ``run`` was before, so the thread object keeps no context once it is running.
+    """
+
+    __slots__ = ("context", "previous", "thread")
+
+    def __init__(self, thread: threading.Thread, context: contextvars.Context) -> None:
+        self.thread = thread
+        self.context = context
+        self.previous = vars(thread).get("run")
+
+    def __call__(self) -> None:
+        thread, context = self.thread, self.context
+        if self.previous is None:
+            vars(thread).pop("run", None)
+        else:
+            thread.run = self.previous  # type: ignore[method-assign]
+        self.thread = self.context = self.previous = None  # type: ignore[assignment]
+        if _State.enabled:
+            context.run(thread.run)
+        else:
+            thread.run()
+
+
 def _wrap_thread_start(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if _State.enabled:
-        setattr(instance, _THREAD_CONTEXT_ATTRIBUTE, contextvars.copy_context())
+    if _State.enabled and isinstance(instance, threading.Thread):
+        instance.run = _RunInStartContext(instance, contextvars.copy_context())  # type: ignore[method-assign]
     return wrapped(*args, **kwargs)
-
-
-def _wrap_thread_run(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    context = getattr(instance, _THREAD_CONTEXT_ATTRIBUTE, None)
-    if context is None or not _State.enabled:
-        return wrapped(*args, **kwargs)
-    setattr(instance, _THREAD_CONTEXT_ATTRIBUTE, None)  # do not keep the run alive after run()
-    return context.run(wrapped, *args, **kwargs)
 
 
 _TARGETS: tuple[tuple[type, str, _Wrapper], ...] = (
     (futures.ThreadPoolExecutor, "submit", _wrap_submit),
     (threading.Thread, "start", _wrap_thread_start),
-    (threading.Thread, "run", _wrap_thread_run),
-    (threading.Timer, "run", _wrap_thread_run),
 )
 
 
@@ -86,9 +101,9 @@ class ExecutorContextInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Copy the submitting context into thread-pool jobs and the starting context into threads.
 
     ``ExecutorContextInstrumentor().instrument()`` patches ``ThreadPoolExecutor.submit`` (which
-    ``map`` and ``loop.run_in_executor`` use), ``Thread.start``/``Thread.run`` and ``Timer.run``;
-    ``uninstrument()`` restores them. ``opentelemetry-instrument`` loads it through the
-    ``runctx_executors`` entry point (disable with
+    ``map`` and ``loop.run_in_executor`` use) and ``Thread.start`` (so ``Timer`` and ``Thread``
+    subclasses too); ``uninstrument()`` restores them. ``opentelemetry-instrument`` loads it
+    through the ``runctx_executors`` entry point (disable with
     ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=runctx_executors``).
     """
 
