@@ -61,6 +61,16 @@ def test_an_explicit_parent_context_wins_over_the_current_one(stamper: str) -> N
     assert runctx_attributes(exporter.get_finished_spans()[0]) == dict(other.to_span_attributes())
 
 
+def test_an_explicit_context_without_a_run_falls_back_to_the_current_run(stamper: str) -> None:
+    tracer, exporter = stamped_tracer()
+    with run("job", event_id="e-1", customer_id="c-1") as ctx:
+        tracer.start_span("fresh-root", context=otel_context.Context()).end()
+    tracer.start_span("no-run-anywhere", context=otel_context.Context()).end()
+    spans = by_name(exporter.get_finished_spans())
+    assert runctx_attributes(spans["fresh-root"]) == dict(ctx.to_span_attributes())
+    assert runctx_attributes(spans["no-run-anywhere"]) == {}
+
+
 def _limited_span(limits: SpanLimits) -> tuple[dict[str, object], int]:
     tracer, exporter = stamped_tracer(span_limits=limits)
     with run("job", event_id="event-1", customer_id="customer-1"):

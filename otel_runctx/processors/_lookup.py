@@ -25,11 +25,20 @@ BAGGAGE_CACHE_SIZE = 128
 
 
 def run_for(context: Context | None) -> RunContext | None:
-    """The run active in ``context`` (default: the current context), or one rebuilt from baggage."""
+    """The run for a span or record started in ``context``.
+
+    Looks in ``context`` (a RunContext, else ``runctx.*`` baggage), then, if ``context`` was given
+    and holds neither, in the current context: work started with an explicit context (a remote
+    parent, a fresh root) inside a run still belongs to that run.
+    """
     if context is None:
-        context = get_current()
+        return _run_in(get_current())
+    return _run_in(context) or _run_in(get_current())
+
+
+def _run_in(context: Context) -> RunContext | None:
     run = context.get(_RUN_CONTEXT_KEY)
-    if type(run) is RunContext:
+    if isinstance(run, RunContext):
         return run
     entries = baggage.get_all(context)
     if keys.RUN_ID not in entries:
