@@ -208,3 +208,27 @@ async def test_concurrent_isolated_runs_each_see_only_their_own_run() -> None:
     )
     assert all(seen is expected for seen, expected in zip(results, runs, strict=True))
     assert get_run_context() is None
+
+
+async def test_cancelling_the_caller_cancels_the_isolated_task_and_ends_the_run(
+    closes: list[tuple[str, object, object]],
+) -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    own = _new_run()
+    caller = asyncio.ensure_future(run_isolated(slow, run=own, timeout=None))
+    await started.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await asyncio.wait_for(cancelled.wait(), 5)
+    assert own.is_cancelled()
+    assert closes == [("isolated", asyncio.CancelledError, None)]

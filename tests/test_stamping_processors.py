@@ -31,6 +31,22 @@ def test_the_fast_path_is_available_on_the_installed_sdk() -> None:
     assert _fast_stamp.stamp is _fast_stamp.stamp_fast
 
 
+def test_the_probe_turns_the_fast_path_off_when_sdk_internals_differ(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class SomeOtherStorage:
+        """Stands for an SDK whose span attribute storage is no longer BoundedAttributes."""
+
+    monkeypatch.setattr(_fast_stamp, "BoundedAttributes", SomeOtherStorage)
+    assert _fast_stamp._probe() is False
+    # stamp_fast itself also notices per span and hands over to the public API.
+    monkeypatch.setattr(_fast_stamp, "stamp", _fast_stamp.stamp_fast)
+    tracer, exporter = stamped_tracer()
+    with run("job", event_id="e-1", customer_id="c-1") as ctx:
+        tracer.start_span("s").end()
+    assert runctx_attributes(exporter.get_finished_spans()[0]) == dict(ctx.to_span_attributes())
+
+
 def test_spans_in_a_run_carry_exactly_the_runs_attributes(stamper: str) -> None:
     tracer, exporter = stamped_tracer()
     with run("job", event_id="e-1", customer_id="c-1", tenant_id="t-1") as parent:

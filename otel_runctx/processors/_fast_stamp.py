@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, Tracer
 from opentelemetry.util.types import AttributeValue
 
 __all__ = ["FAST_PATH_AVAILABLE", "stamp", "stamp_fast", "stamp_public"]
@@ -67,13 +67,29 @@ def stamp_fast(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
         stamp_public(span, attributes)
 
 
+def _probe_tracer() -> Tracer:
+    """A private tracer for the probe that touches no global state and runs no detectors."""
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    options: dict[str, Any] = {
+        "sampler": ALWAYS_ON,
+        "resource": Resource.get_empty(),
+        "shutdown_on_exit": False,
+    }
+    try:  # without a meter provider, the SDK's own span metrics would use the global one
+        provider = TracerProvider(**options, meter_provider=NoOpMeterProvider())
+    except TypeError:  # an SDK without span metrics
+        provider = TracerProvider(**options)
+    return provider.get_tracer("otel_runctx.probe")
+
+
 def _probe() -> bool:
     """True if :func:`stamp_fast` gives the same result as the public API on this SDK."""
     try:
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-
-        tracer = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False).get_tracer("probe")
+        tracer = _probe_tracer()
         expected: dict[str, AttributeValue] = {"runctx.probe": "x", "runctx.attempt": 1}
         empty = tracer.start_span("runctx-probe")
         stamp_fast(empty, MappingProxyType(expected))
