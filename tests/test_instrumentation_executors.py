@@ -7,7 +7,7 @@ import contextvars
 import gc
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -252,3 +252,22 @@ def test_context_pool_executor_gives_each_job_its_submitters_run(with_instrument
             assert pool.submit(PLAIN_VAR.get).result() == "from submitter"
         finally:
             PLAIN_VAR.reset(token)
+
+
+def test_a_thread_we_cannot_patch_still_starts_and_the_failure_is_counted() -> None:
+    from otel_runctx import stats
+
+    ran = threading.Event()
+
+    class FrozenRun(threading.Thread):
+        @property
+        def run(self) -> Callable[[], None]:  # type: ignore[override]
+            return ran.set
+
+    ExecutorContextInstrumentor().instrument()
+    before = stats.snapshot().get("errors.instrumentation.thread_start", 0)
+    thread = FrozenRun()
+    thread.start()
+    thread.join()
+    assert ran.is_set()
+    assert stats.snapshot()["errors.instrumentation.thread_start"] == before + 1

@@ -25,6 +25,7 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from otel_runctx.instrumentation._jobs import ContextJob, call_in_empty_context
+from otel_runctx.stats import report_error
 
 __all__ = ["ExecutorContextInstrumentor"]
 
@@ -77,7 +78,10 @@ def _wrap_thread_start(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     if _State.enabled and isinstance(instance, threading.Thread):
-        instance.run = _RunInStartContext(instance, contextvars.copy_context())  # type: ignore[method-assign]
+        try:
+            instance.run = _RunInStartContext(instance, contextvars.copy_context())  # type: ignore[method-assign]
+        except Exception as error:  # e.g. a subclass whose run is a read-only property
+            report_error("instrumentation.thread_start", error)
     return wrapped(*args, **kwargs)
 
 
