@@ -10,21 +10,30 @@ import pytest
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
-from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
 from opentelemetry.sdk._logs import LoggingHandler as SdkLoggingHandler
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
 from otel_runctx import RunContext, run, stats
-from otel_runctx.processors import RunContextLogProcessor
+from otel_runctx.processors import RunContextLogProcessor, _fast_stamp
 from otel_runctx.processors import logs as logs_module
 
 
-@pytest.fixture
-def otel_logger() -> Iterator[tuple[logging.Logger, InMemoryLogRecordExporter]]:
-    """A stdlib logger whose records go through opentelemetry-instrumentation-logging's handler
-    into a LoggerProvider with RunContextLogProcessor, then an in-memory exporter."""
+@pytest.fixture(params=["fast", "public"])
+def adder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once with the guarded fast path and once with the public-API fallback."""
+    chosen = (
+        _fast_stamp.add_missing_fast if request.param == "fast" else _fast_stamp.add_missing_public
+    )
+    monkeypatch.setattr(_fast_stamp, "add_missing", chosen)
+    return str(request.param)
+
+
+def _otel_logger(
+    limits: LogRecordLimits | None = None,
+) -> tuple[logging.Logger, InMemoryLogRecordExporter, LoggingHandler]:
     exporter = InMemoryLogRecordExporter()
-    provider = LoggerProvider()
+    provider = LoggerProvider(log_record_limits=limits, shutdown_on_exit=False)
     provider.add_log_record_processor(RunContextLogProcessor())
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     logger = logging.getLogger("test.stamping.logs")
@@ -32,6 +41,14 @@ def otel_logger() -> Iterator[tuple[logging.Logger, InMemoryLogRecordExporter]]:
     logger.setLevel(logging.INFO)
     handler = LoggingHandler(logger_provider=provider)
     logger.addHandler(handler)
+    return logger, exporter, handler
+
+
+@pytest.fixture
+def otel_logger() -> Iterator[tuple[logging.Logger, InMemoryLogRecordExporter]]:
+    """A stdlib logger whose records go through opentelemetry-instrumentation-logging's handler
+    into a LoggerProvider with RunContextLogProcessor, then an in-memory exporter."""
+    logger, exporter, handler = _otel_logger()
     try:
         yield logger, exporter
     finally:
@@ -53,7 +70,7 @@ def test_the_sdk_logging_handler_is_deprecated_in_favour_of_the_instrumentation_
 
 
 def test_stdlib_log_records_in_a_run_carry_the_run(
-    otel_logger: tuple[logging.Logger, InMemoryLogRecordExporter],
+    otel_logger: tuple[logging.Logger, InMemoryLogRecordExporter], adder: str
 ) -> None:
     logger, exporter = otel_logger
     with run("job", event_id="e", customer_id="cust-7") as ctx:
@@ -74,7 +91,7 @@ def test_stdlib_log_records_in_a_run_carry_the_run(
 
 
 def test_log_records_are_stamped_from_upstream_baggage(
-    otel_logger: tuple[logging.Logger, InMemoryLogRecordExporter],
+    otel_logger: tuple[logging.Logger, InMemoryLogRecordExporter], adder: str
 ) -> None:
     logger, exporter = otel_logger
     upstream = RunContext.create("upstream", event_id="e-up", customer_id="c-up")
@@ -106,3 +123,32 @@ def test_a_failing_log_processor_never_reaches_the_logging_call(
         logger.warning("still logged")
     assert [r.log_record.body for r in exporter.get_finished_logs()] == ["still logged"]
     assert stats.snapshot()["errors.log_processor.on_emit"] == before + 1
+
+
+def test_log_record_limits_apply_exactly_as_with_the_public_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    results = {}
+    for name in ("fast", "public"):
+        chosen = getattr(_fast_stamp, f"add_missing_{name}")
+        monkeypatch.setattr(_fast_stamp, "add_missing", chosen)
+        per_limit = []
+        for limits in (
+            LogRecordLimits(max_log_record_attributes=4),
+            LogRecordLimits(max_log_record_attribute_length=3),
+        ):
+            logger, exporter, handler = _otel_logger(limits)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the SDK warns about dropped attributes
+                    with run("job", event_id="event-1", customer_id="customer-1"):
+                        logger.warning("limited", extra={"user.a": "value"})
+            finally:
+                logger.removeHandler(handler)
+            (record,) = exporter.get_finished_logs()
+            per_limit.append(dict(record.log_record.attributes or {}))
+        results[name] = per_limit
+    assert results["fast"] == results["public"]
+    count_limited, length_limited = results["fast"]
+    assert len(count_limited) == 4
+    assert length_limited["runctx.event_id"] == "eve"

@@ -13,12 +13,13 @@ once at import by stamping a real SDK span and reading the result back through t
 ``attributes`` property; if anything differs, :data:`FAST_PATH_AVAILABLE` is False and every span
 goes through :func:`stamp_public`. Per span, anything the fast path cannot reproduce exactly
 (a value-length limit that could truncate, a count limit that could evict, a non-SDK span) also
-goes the public way.
+goes the public way. Log records get the same treatment (:func:`add_missing`), except that
+attributes a record already has are kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from types import MappingProxyType
 from typing import Any
 
@@ -26,9 +27,18 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import Span, Tracer
 from opentelemetry.util.types import AttributeValue
 
-__all__ = ["FAST_PATH_AVAILABLE", "stamp", "stamp_fast", "stamp_public"]
+__all__ = [
+    "FAST_PATH_AVAILABLE",
+    "add_missing",
+    "add_missing_fast",
+    "add_missing_public",
+    "stamp",
+    "stamp_fast",
+    "stamp_public",
+]
 
 Stamper = Callable[[Span, Mapping[str, AttributeValue]], None]
+MissingAdder = Callable[[MutableMapping[str, Any], Mapping[str, AttributeValue]], None]
 
 
 def stamp_public(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
@@ -65,6 +75,40 @@ def stamp_fast(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
             fits = True
     if not fits:
         stamp_public(span, attributes)
+
+
+def add_missing_public(
+    target: MutableMapping[str, Any], attributes: Mapping[str, AttributeValue]
+) -> None:
+    """Add the ``attributes`` that ``target`` lacks, one validated insert at a time."""
+    for key, value in attributes.items():
+        if key not in target:
+            target[key] = value
+
+
+def add_missing_fast(
+    target: MutableMapping[str, Any], attributes: Mapping[str, AttributeValue]
+) -> None:
+    """Like :func:`add_missing_public` for an SDK ``BoundedAttributes`` (a log record's), without
+    re-validating values; falls back whenever the result could differ."""
+    bounded: Any = target
+    if (
+        type(bounded) is not BoundedAttributes
+        or bounded.max_value_len is not None
+        or bounded._immutable
+    ):
+        add_missing_public(target, attributes)
+        return
+    with bounded._lock:
+        current = bounded._dict
+        maxlen = bounded.maxlen
+        fits = maxlen is None or len(current) + len(attributes) <= maxlen
+        if fits:
+            for key, value in attributes.items():
+                if key not in current:
+                    current[key] = value
+    if not fits:
+        add_missing_public(target, attributes)
 
 
 def _probe_tracer() -> Tracer:
@@ -109,5 +153,6 @@ def _probe() -> bool:
 #: Whether this SDK's span internals look the way :func:`stamp_fast` expects.
 FAST_PATH_AVAILABLE: bool = _probe()
 
-#: The stamper the processors use: the fast path when the probe passed, else the public API.
+#: What the processors use: the fast paths when the probe passed, else the public API.
 stamp: Stamper = stamp_fast if FAST_PATH_AVAILABLE else stamp_public
+add_missing: MissingAdder = add_missing_fast if FAST_PATH_AVAILABLE else add_missing_public

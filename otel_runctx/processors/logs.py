@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
+from otel_runctx.processors import _fast_stamp
 from otel_runctx.processors._lookup import run_for
 from otel_runctx.stats import report_error
 
@@ -28,10 +29,8 @@ class RunContextLogProcessor(LogRecordProcessor):
             attributes = record.attributes
             if attributes is None:
                 record.attributes = dict(run.to_span_attributes())
-                return
-            for key, value in run.to_span_attributes().items():
-                if key not in attributes:
-                    attributes[key] = value  # type: ignore[index]
+            else:
+                _fast_stamp.add_missing(attributes, run.to_span_attributes())  # type: ignore[arg-type]
         except Exception as error:
             report_error("log_processor.on_emit", error)
 
