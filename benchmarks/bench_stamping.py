@@ -10,6 +10,9 @@ exporter (export cost would drown the difference). Overhead = variant - bare SDK
 - baggage processor: opentelemetry-processor-baggage's BaggageSpanProcessor with the same 8
   entries in baggage.
 
+The same comparison for a log record emitted through an SDK Logger, with and without
+RunContextLogProcessor, closes the table.
+
 Variants are timed in interleaved rounds and the fastest round counts, so a noisy neighbour on a
 shared machine slows every variant alike instead of one.
 """
@@ -24,15 +27,17 @@ from contextlib import contextmanager
 
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
+from opentelemetry._logs import LogRecord
 from opentelemetry.context import Context
 from opentelemetry.processor.baggage import ALLOW_ALL_BAGGAGE_KEYS, BaggageSpanProcessor
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import Tracer
 
 from benchmarks._harness import Row
 from otel_runctx import RunContext
 from otel_runctx.context import with_run_context
-from otel_runctx.processors import RunContextSpanProcessor, _fast_stamp
+from otel_runctx.processors import RunContextLogProcessor, RunContextSpanProcessor, _fast_stamp
 from otel_runctx.processors._lookup import run_for
 
 TITLE = "Stamping: ns per span (start + end, no exporter), 8 run attributes"
@@ -118,6 +123,24 @@ def _threaded_ns_per_span(tracer: Tracer, threads: int, spans_per_thread: int) -
     return (time.perf_counter_ns() - started[0]) / (threads * spans_per_thread)
 
 
+def _log_variants(context: Context, ops: int, rounds: int) -> dict[str, float]:
+    """ns per log record emitted through an SDK Logger, without and with RunContextLogProcessor."""
+    bare_provider = LoggerProvider(shutdown_on_exit=False)
+    ours_provider = LoggerProvider(shutdown_on_exit=False)
+    ours_provider.add_log_record_processor(RunContextLogProcessor())
+    bare, ours = bare_provider.get_logger("bench"), ours_provider.get_logger("bench")
+    user_attributes = {"http.route": "/tickets", "retry": 0}
+    with _attached(context):
+        return _interleaved(
+            {
+                "bare": lambda: bare.emit(LogRecord(body="b", attributes=user_attributes)),
+                "ours": lambda: ours.emit(LogRecord(body="b", attributes=user_attributes)),
+            },
+            ops,
+            rounds,
+        )
+
+
 def measure(quick: bool) -> list[Row]:
     ops, rounds = (1_000, 3) if quick else (5_000, 40)
     run = RunContext.create("bench", event_id="evt-000123", customer_id="cust-42", tenant_id="t-7")
@@ -157,6 +180,8 @@ def measure(quick: bool) -> list[Row]:
             ).end()
     depth = _interleaved(depth_variants, ops, rounds)
 
+    logs = _log_variants(context, ops, rounds)
+
     threads: dict[str, float] = {}
     for _ in range(3 if quick else 5):  # fastest of a few rounds, as above
         for n in (1, 4):
@@ -186,6 +211,9 @@ def measure(quick: bool) -> list[Row]:
     for label in ("depth 1", "depth 5"):
         ours_overhead = depth[f"{label}: ours"] - depth[f"{label}: bare"]
         rows.append(Row(f"+ ours, {label}", ours_overhead, "+ ours, depth 1"))
+    rows.append(Row("log record: bare SDK", logs["bare"], note="Logger.emit, no exporter"))
+    rows.append(Row("log record: ours", logs["ours"], "log record: bare SDK"))
+    rows.append(Row("+ ours, log record", logs["ours"] - logs["bare"], note="variant - bare"))
     for label in ("1 thread", "4 threads"):
         rows.append(Row(f"{label}: bare", threads[f"{label}: bare"], note="wall clock / spans"))
         rows.append(Row(f"{label}: ours", threads[f"{label}: ours"], f"{label}: bare"))
