@@ -271,3 +271,31 @@ def test_a_thread_we_cannot_patch_still_starts_and_the_failure_is_counted() -> N
     thread.join()
     assert ran.is_set()
     assert stats.snapshot()["errors.instrumentation.thread_start"] == before + 1
+
+
+@pytest.mark.parametrize("kind", ["instrumentor", "context-pool"])
+def test_every_job_gets_its_own_copy_even_from_one_submitter(kind: str) -> None:
+    """Two jobs from the same submitter run at the same time: with one shared contextvars.Context
+    the second ``Context.run`` would raise RuntimeError (a context can be entered by one thread
+    only), and a value one job sets would show up in the other."""
+    from otel_runctx.isolation import ContextPoolExecutor
+
+    if kind == "instrumentor":
+        ExecutorContextInstrumentor().instrument()
+    pool_type = ContextPoolExecutor if kind == "context-pool" else ThreadPoolExecutor
+    barrier = threading.Barrier(2, timeout=5)
+
+    def job(name: str) -> tuple[str | None, str | None]:
+        before = PLAIN_VAR.get()
+        PLAIN_VAR.set(name)
+        barrier.wait()  # both jobs are inside their contexts now
+        return before, PLAIN_VAR.get()
+
+    token = PLAIN_VAR.set("submitter")
+    try:
+        with pool_type(max_workers=2) as pool:
+            first, second = pool.submit(job, "a"), pool.submit(job, "b")
+            assert (first.result(), second.result()) == (("submitter", "a"), ("submitter", "b"))
+        assert PLAIN_VAR.get() == "submitter"
+    finally:
+        PLAIN_VAR.reset(token)
