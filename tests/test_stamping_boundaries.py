@@ -182,3 +182,34 @@ def test_a_workflow_generator_stamps_its_own_run_and_not_the_consumers(
     inner = seen[0]
     assert inner is not None and inner.parent_run_id == consumer.run_id
     assert stamped() == {"in-generator": inner.run_id, "in-consumer": consumer.run_id}
+
+
+def test_concurrent_multi_span_processor_needs_the_instrumentor() -> None:
+    """Fact (SDK 1.45): ConcurrentMultiSpanProcessor calls on_start in its own thread pool, with
+    parent_context=None unless the caller passed a context, so a processor there cannot see the
+    caller's current context. The instrumentor's per-job context copy fixes that."""
+    from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_runctx.processors import RunContextSpanProcessor
+
+    def stamped_run_id() -> object:
+        multi = ConcurrentMultiSpanProcessor(num_threads=2)
+        multi.add_span_processor(RunContextSpanProcessor())
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(active_span_processor=multi, shutdown_on_exit=False)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        with run("job", event_id="e", customer_id="c") as ctx:
+            provider.get_tracer("t").start_span("s").end()
+        multi.shutdown()
+        seen = runctx_attributes(exporter.get_finished_spans()[0]).get("runctx.run_id")
+        return "this run" if seen == ctx.run_id else seen
+
+    assert stamped_run_id() is None
+    instrumentor = ExecutorContextInstrumentor()
+    instrumentor.instrument()
+    try:
+        assert stamped_run_id() == "this run"
+    finally:
+        instrumentor.uninstrument()
