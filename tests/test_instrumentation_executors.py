@@ -299,3 +299,13 @@ def test_every_job_gets_its_own_copy_even_from_one_submitter(kind: str) -> None:
         assert PLAIN_VAR.get() == "submitter"
     finally:
         PLAIN_VAR.reset(token)
+
+
+def test_starting_a_thread_twice_fails_as_usual_and_leaves_nothing_behind() -> None:
+    ExecutorContextInstrumentor().instrument()
+    thread = threading.Thread(target=lambda: None)
+    thread.start()
+    thread.join()
+    with pytest.raises(RuntimeError, match="once"):
+        thread.start()
+    assert "run" not in vars(thread)

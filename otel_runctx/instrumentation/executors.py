@@ -61,12 +61,19 @@ class _RunInStartContext:
         self.context = context
         self.previous = vars(thread).get("run")
 
-    def __call__(self) -> None:
-        thread, context = self.thread, self.context
+    def restore(self) -> None:
+        """Put back the ``run`` the thread had before this stand-in, if it is still in place."""
+        thread = self.thread
+        if thread is None or vars(thread).get("run") is not self:
+            return
         if self.previous is None:
-            vars(thread).pop("run", None)
+            del thread.run
         else:
             thread.run = self.previous  # type: ignore[method-assign]
+
+    def __call__(self) -> None:
+        thread, context = self.thread, self.context
+        self.restore()
         self.thread = self.context = self.previous = None  # type: ignore[assignment]
         if _State.enabled:
             context.run(thread.run)
@@ -77,12 +84,20 @@ class _RunInStartContext:
 def _wrap_thread_start(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
+    stand_in = None
     if _State.enabled and isinstance(instance, threading.Thread):
         try:
-            instance.run = _RunInStartContext(instance, contextvars.copy_context())  # type: ignore[method-assign]
+            stand_in = _RunInStartContext(instance, contextvars.copy_context())
+            instance.run = stand_in  # type: ignore[method-assign]
         except Exception as error:  # e.g. a subclass whose run is a read-only property
+            stand_in = None
             report_error("instrumentation.thread_start", error)
-    return wrapped(*args, **kwargs)
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException:
+        if stand_in is not None:  # e.g. "threads can only be started once": leave no trace
+            stand_in.restore()
+        raise
 
 
 _TARGETS: tuple[tuple[type, str, _Wrapper], ...] = (
