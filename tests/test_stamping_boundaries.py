@@ -154,14 +154,12 @@ def test_a_plain_generator_runs_in_its_consumers_context(tracer_and_runs: Tracer
         _span(tracer, "second-step")
         yield 2
 
-    with run("creator", event_id="e", customer_id="c"):
+    with run("creator", event_id="e", customer_id="c") as creator:
         items = produce()
         next(items)
     with run("consumer", event_id="e2", customer_id="c2") as consumer:
         next(items)
-    results = stamped()
-    assert results["second-step"] == consumer.run_id
-    assert results["first-step"] != consumer.run_id
+    assert stamped() == {"first-step": creator.run_id, "second-step": consumer.run_id}
 
 
 def test_a_workflow_generator_stamps_its_own_run_and_not_the_consumers(
