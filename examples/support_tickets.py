@@ -4,7 +4,7 @@ Run it under ``opentelemetry-instrument`` (``make demo`` does) and every span it
 the run it belongs to. Each ticket is one run of ``handle-ticket`` for its customer:
 
 * ``classify`` — a child run that asks a (fake) LLM for a category;
-* ``enrich`` — three lookups on a thread pool (context carried with ``copy_context``);
+* ``enrich`` — three lookups on a thread pool (the run carried by the executor instrumentor);
 * ``draft`` — a child run that fans out two LLM calls with ``asyncio.gather``.
 
 The tickets exercise a retry (``RunContext.create_retry``), a deadline that times out, and a
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextvars
 import json
 import time
 from collections import defaultdict
@@ -114,11 +113,9 @@ def lookup(system: str, ticket: Ticket) -> str:
 
 def enrich(ticket: Ticket) -> list[str]:
     with tracer.start_as_current_span("enrich"), ThreadPoolExecutor(max_workers=3) as pool:
-        # A pool worker does not inherit the submitter's context: hand each job a copy.
-        futures = [
-            pool.submit(contextvars.copy_context().run, lookup, system, ticket)
-            for system in ("crm", "billing", "history")
-        ]
+        # A pool worker does not inherit the submitter's context by itself; under
+        # opentelemetry-instrument, otel-runctx's executor instrumentor hands each job a copy.
+        futures = [pool.submit(lookup, system, ticket) for system in ("crm", "billing", "history")]
         return [future.result() for future in futures]
 
 
