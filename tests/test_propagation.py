@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from importlib.metadata import entry_points
 
 import pytest
-from opentelemetry import baggage, trace
+from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
@@ -78,18 +78,21 @@ def test_full_mode_carries_every_set_field_and_lean_mode_only_the_lean_keys() ->
     assert sent_keys == {k for k in keys.LEAN_KEYS if k != keys.TENANT_ID}
 
 
-def test_spans_started_in_the_extracted_context_are_stamped_with_the_inbound_run(
-    provider: object, spans: InMemorySpanExporter
-) -> None:
+def test_spans_started_in_the_extracted_context_are_stamped_with_the_inbound_run() -> None:
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    assert isinstance(provider, TracerProvider)
+    # A provider of its own: adding the processor to the session's global provider would
+    # stamp spans in later tests that rely on it having none.
+    provider = TracerProvider()
     provider.add_span_processor(RunContextSpanProcessor())
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
     sent = a_run()
     context = hop(propagator(), propagator(), with_run_context(sent))
     token = otel_context.attach(context)
     try:
-        with trace.get_tracer("service-b").start_as_current_span("handle"):
+        with provider.get_tracer("service-b").start_as_current_span("handle"):
             pass
     finally:
         otel_context.detach(token)
