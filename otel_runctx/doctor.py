@@ -33,6 +33,7 @@ __all__ = ["Diagnosis", "Finding", "diagnose"]
 
 Level = Literal["ok", "warn", "problem"]
 OUTCOME_EXPORTER_MODULE = "otel_runctx.exporters.outcome"
+EXECUTOR_INSTRUMENTOR_MODULE = "otel_runctx.instrumentation"
 
 FIX_NO_PROVIDER = (
     "run the app under `opentelemetry-instrument` (with otel-runctx installed in the same "
@@ -94,6 +95,7 @@ def diagnose() -> Diagnosis:
     _check_tracer_provider(diagnosis)
     _check_logger_provider(diagnosis)
     _check_propagators(diagnosis)
+    _check_thread_carrier(diagnosis)
     _check_spool(diagnosis)
     errors = {k: v for k, v in diagnosis.counters.items() if k.startswith("errors.")}
     if errors:
@@ -224,6 +226,29 @@ def _check_propagators(diagnosis: Diagnosis) -> None:
         )
     else:
         diagnosis.add("ok", "propagators", listing)
+
+
+def _check_thread_carrier(diagnosis: Diagnosis) -> None:
+    """Whether thread-pool jobs and new threads carry the submitting run."""
+    instrumentor = load_optional(f"{EXECUTOR_INSTRUMENTOR_MODULE}:ExecutorContextInstrumentor")
+    if instrumentor is None:
+        return
+    try:
+        enabled = bool(instrumentor().is_instrumented_by_opentelemetry)
+    except Exception as error:
+        diagnosis.add("warn", "threads", f"could not ask the executor instrumentor: {error}")
+        return
+    if enabled:
+        diagnosis.add("ok", "threads", "ThreadPoolExecutor jobs and new threads carry the run")
+    else:
+        diagnosis.add(
+            "warn",
+            "threads",
+            "ThreadPoolExecutor jobs and new threads start without the submitter's run",
+            "run under opentelemetry-instrument (it loads runctx_executors), call "
+            "`ExecutorContextInstrumentor().instrument()`, or use "
+            "`otel_runctx.isolation.ContextPoolExecutor`",
+        )
 
 
 def _check_spool(diagnosis: Diagnosis) -> None:

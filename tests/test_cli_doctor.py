@@ -37,6 +37,7 @@ def test_under_opentelemetry_instrument_everything_is_wired(tmp_path: Path) -> N
     assert findings["span processors"]["level"] == "ok"
     assert findings["span processors"]["detail"].startswith("RunContextSpanProcessor -> ")
     assert findings["log record processors"]["level"] == "ok"
+    assert findings["threads"]["level"] == "ok"  # opentelemetry-instrument loaded runctx_executors
     assert report["settings"]["jsonl_path"] == str(tmp_path / "x.jsonl")
     assert report["otel_env"]["OTEL_TRACES_EXPORTER"] == "runctx_jsonl"
 
@@ -76,6 +77,8 @@ def test_doctor_configure_builds_from_env_and_passes() -> None:
     )
     assert done.returncode == 0, done.stdout
     assert "ok       span processors: RunContextSpanProcessor -> BatchSpanProcessor" in done.stdout
+    # configure() does not patch threads (that stays opt-in): doctor says how to turn it on.
+    assert "WARN     threads: ThreadPoolExecutor jobs and new threads start without" in done.stdout
 
 
 def test_a_bad_setting_is_a_problem_naming_the_variable() -> None:
