@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from importlib.metadata import entry_points
 
 import pytest
-from opentelemetry import baggage, trace
+from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_runctx import keys, run, stats
@@ -78,22 +80,22 @@ def test_full_mode_carries_every_set_field_and_lean_mode_only_the_lean_keys() ->
     assert sent_keys == {k for k in keys.LEAN_KEYS if k != keys.TENANT_ID}
 
 
-def test_spans_started_in_the_extracted_context_are_stamped_with_the_inbound_run(
-    provider: object, spans: InMemorySpanExporter
-) -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-
-    assert isinstance(provider, TracerProvider)
+def test_spans_started_in_the_extracted_context_are_stamped_with_the_inbound_run() -> None:
+    # A private provider: adding our processor to the session's global one would leak into
+    # tests that prove the root span is stamped without it.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
     provider.add_span_processor(RunContextSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
     sent = a_run()
     context = hop(propagator(), propagator(), with_run_context(sent))
     token = otel_context.attach(context)
     try:
-        with trace.get_tracer("service-b").start_as_current_span("handle"):
+        with provider.get_tracer("service-b").start_as_current_span("handle"):
             pass
     finally:
         otel_context.detach(token)
-    (span,) = spans.get_finished_spans()
+    (span,) = exporter.get_finished_spans()
     assert span.attributes is not None
     assert span.attributes[keys.RUN_ID] == sent.run_id
     assert span.attributes[keys.CUSTOMER_ID] == "acme"
