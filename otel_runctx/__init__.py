@@ -11,12 +11,14 @@ from otel_runctx.context import (
 )
 from otel_runctx.decorators import workflow
 from otel_runctx.ids import generate_run_id
+from otel_runctx.outcomes import emit_outcome
 from otel_runctx.runs import run
 
 __all__ = [
     "NoRunContextError",
     "RunContext",
     "RunStatus",
+    "emit_outcome",
     "generate_run_id",
     "get_run_context",
     "require_run_context",

@@ -1,0 +1,162 @@
+"""emit_outcome on the caller's thread (spool on and off) and sustained outcomes/s into the spool.
+
+The spool's exporter here is a null exporter that acknowledges at once, so the end-to-end row
+measures our own path (journal append, SQLite ingest, lease, decode, delete), not a network.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from opentelemetry._logs import LogRecord, get_logger_provider, set_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    LogRecordExportResult,
+)
+from opentelemetry.sdk.resources import Resource
+
+from benchmarks._harness import Row, percentile
+from otel_runctx import emit_outcome, run
+from otel_runctx.exporters import OutcomeSpool
+from otel_runctx.exporters.outcome import activate_spool
+from otel_runctx.outcome_events import flush_outcome_events
+from otel_runctx.outcome_model import make_outcome
+
+TITLE = "Outcomes: emit_outcome on the caller's thread, and outcomes/s through the spool"
+
+
+class _AckExporter(LogRecordExporter):
+    """Acknowledges every batch at once and counts the records."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        self.received += len(batch)
+        return LogRecordExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _ensure_logger_provider() -> None:
+    # A realistic pipeline: the SDK provider with a batch processor, as opentelemetry-instrument
+    # builds it. If another benchmark already set one, it is kept.
+    if not isinstance(get_logger_provider(), LoggerProvider):
+        provider = LoggerProvider(shutdown_on_exit=False)
+        provider.add_log_record_processor(BatchLogRecordProcessor(_AckExporter()))
+        set_logger_provider(provider)
+
+
+def _emit_latencies(count: int, pace_seconds: float) -> list[float]:
+    """Time emit_outcome alone, one run per call; ``pace_seconds`` apart (0: back to back)."""
+    samples: list[float] = []
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(count):
+            with run("bench", event_id=f"e{i}", customer_id="c"):
+                start = time.perf_counter_ns()
+                emit_outcome("success", value_type="tickets", value_amount=1, confidence=0.9)
+                samples.append(time.perf_counter_ns() - start)
+            if pace_seconds:
+                time.sleep(pace_seconds)
+    finally:
+        gc.enable()
+    return samples
+
+
+def _sample_record() -> tuple[LogRecord, Resource]:
+    with run("bench", event_id="e", customer_id="c") as ctx:
+        attributes = dict(ctx.to_span_attributes())
+        attributes.update(make_outcome("success", value_amount=1).to_attributes())
+    record = LogRecord(timestamp=1, observed_timestamp=1, body="b", attributes=attributes)
+    return record, Resource.create({"service.name": "bench"})
+
+
+def measure(quick: bool) -> list[Row]:
+    _ensure_logger_provider()
+    count = 1_000 if quick else 5_000
+    pace = 0.0005  # 2,000 outcomes/s: a busy service, with idle gaps for the helper threads
+    directory = Path(tempfile.mkdtemp(prefix="runctx-bench-"))
+    rows: list[Row] = []
+    previous = activate_spool(None)
+    try:
+        off = _emit_latencies(count, pace)
+        rows.append(Row("emit_outcome, spool off: p50", percentile(off, 50)))
+        rows.append(Row("emit_outcome, spool off: p99", percentile(off, 99)))
+
+        acks = _AckExporter()
+        spool = OutcomeSpool(
+            directory / "spool.sqlite3",
+            max_bytes=1 << 30,
+            exporter_factory=lambda: acks,
+            batch_size=1024,
+        )
+        activate_spool(spool)
+        spool.flush(5)
+        on = _emit_latencies(count, pace)
+        rows.append(
+            Row("emit_outcome, spool on: p50", percentile(on, 50), "emit_outcome, spool off: p50")
+        )
+        rows.append(
+            Row(
+                "emit_outcome, spool on: p99",
+                percentile(on, 99),
+                "emit_outcome, spool off: p99",
+                "target <= 50,000 ns; paced at 2,000/s",
+            )
+        )
+        saturated = _emit_latencies(count, 0.0)
+        rows.append(
+            Row(
+                "emit_outcome, spool on, back to back: p99",
+                percentile(saturated, 99),
+                note="one thread emitting nonstop: helper threads contend for the GIL",
+            )
+        )
+        flush_outcome_events(30)
+        spool.flush(60)
+
+        # Sustained into the spool: append records as fast as one thread can (durable on
+        # return), then wait until the worker took all of them through SQLite to the exporter.
+        record, resource = _sample_record()
+        total = 20_000 if quick else 100_000
+        acks.received = 0
+        start = time.perf_counter()
+        for i in range(total):
+            spool.append(record, f"bench-{i}", resource, ("bench", None))
+        appended = time.perf_counter()
+        drained = spool.flush(300)
+        end = time.perf_counter()
+        rows.append(
+            Row(
+                "OutcomeSpool.append, sustained",
+                (appended - start) * 1e9 / total,
+                note=f"{total / (appended - start):,.0f} outcomes/s durable on return; "
+                "target >= 10,000/s",
+            )
+        )
+        rows.append(
+            Row(
+                "spool end to end (append, SQLite, ack, delete)",
+                (end - start) * 1e9 / max(1, acks.received),
+                note=f"{acks.received / (end - start):,.0f} outcomes/s through the worker"
+                + ("" if drained else "; NOT drained in 300 s"),
+            )
+        )
+        spool.shutdown()
+    finally:
+        activate_spool(previous)
+        shutil.rmtree(directory, ignore_errors=True)
+    return rows
