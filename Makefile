@@ -20,8 +20,10 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q
 
-demo: $(STAMP)
-	$(PY) examples/quickstart.py
+demo:
+	@test -f $(STAMP) || echo "make demo: creating $(VENV) and installing otel-runctx (first run only, about a minute)..."
+	@$(MAKE) --no-print-directory $(STAMP)
+	$(PY) examples/run_demo.py
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

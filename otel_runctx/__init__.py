@@ -13,11 +13,13 @@ from otel_runctx.decorators import workflow
 from otel_runctx.ids import generate_run_id
 from otel_runctx.outcomes import emit_outcome
 from otel_runctx.runs import run
+from otel_runctx.setup import configure
 
 __all__ = [
     "NoRunContextError",
     "RunContext",
     "RunStatus",
+    "configure",
     "emit_outcome",
     "generate_run_id",
     "get_run_context",

@@ -25,8 +25,10 @@ ENV_OUTCOME_SPOOL = "OTEL_RUNCTX_OUTCOME_SPOOL"
 ENV_OUTCOME_SPOOL_MAX_MB = "OTEL_RUNCTX_OUTCOME_SPOOL_MAX_MB"
 ENV_OUTCOME_METRICS_CUSTOMER = "OTEL_RUNCTX_OUTCOME_METRICS_CUSTOMER"
 ENV_PRICES = "OTEL_RUNCTX_PRICES"
+ENV_JSONL_PATH = "OTEL_RUNCTX_JSONL_PATH"
 
 DEFAULT_ENVIRONMENT = "production"
+DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
 _RESOURCE_ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
 
 
@@ -49,6 +51,8 @@ class Settings:
     prices_path: Path | None = None
     #: The protocol the outcome spool forwards with (the stock OTLP log exporter's).
     otlp_logs_protocol: OtlpProtocol = "grpc"
+    #: Where the ``runctx_jsonl`` exporters append, one JSON object per line (relative: to the cwd).
+    jsonl_path: str = DEFAULT_JSONL_PATH
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +66,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         outcome_metrics_customer=_flag(env, ENV_OUTCOME_METRICS_CUSTOMER, False),
         prices_path=Path(env[ENV_PRICES].strip()) if env.get(ENV_PRICES, "").strip() else None,
         otlp_logs_protocol=_otlp_logs_protocol(env),
+        jsonl_path=env.get(ENV_JSONL_PATH, "").strip() or DEFAULT_JSONL_PATH,
     )
 
 
@@ -145,6 +150,20 @@ def _otlp_logs_protocol(env: Mapping[str, str]) -> OtlpProtocol:
                 return "http/protobuf"
             return "grpc"
     return "grpc"
+
+
+#: OpenTelemetry variables whose values are secrets: shown as set, never printed.
+_SECRET_MARKERS = ("HEADERS", "KEY", "TOKEN", "PASSWORD", "SECRET")
+
+
+def otel_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every ``OTEL_*`` variable that is set, secrets redacted (for ``otel-runctx doctor``)."""
+    env = os.environ if environ is None else environ
+    return {
+        name: "<set, redacted>" if any(m in name for m in _SECRET_MARKERS) else value
+        for name, value in sorted(env.items())
+        if name.startswith("OTEL_")
+    }
 
 
 def parse_resource_attributes(raw: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from opentelemetry.trace import Status, StatusCode, Tracer
 from otel_runctx import config, run, stats
 from otel_runctx.config import ConfigError
 from otel_runctx.prices import load_price_table, parse_price_table
-from otel_runctx.processors import RunContextSpanProcessor, RunUsageProcessor, usage
+from otel_runctx.processors import RunContextSpanProcessor, UsageRollupProcessor, usage
 from tests.test_outcomes import attributes_of, logs, only_outcome, outcome_records
 
 __all__ = ["logs"]  # the fixture, shared with test_outcomes
@@ -30,7 +30,7 @@ def tracer(provider: TracerProvider) -> Tracer:
     """
     private = TracerProvider()
     private.add_span_processor(RunContextSpanProcessor())
-    private.add_span_processor(RunUsageProcessor())
+    private.add_span_processor(UsageRollupProcessor())
     return private.get_tracer("fake-llm")
 
 

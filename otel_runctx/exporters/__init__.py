@@ -1,4 +1,4 @@
-"""Exporters: durable delivery of outcome events (the outcome exporter and its spool)."""
+"""Exporters: the local JSONL file exporter and the durable run outcome exporter (+ spool)."""
 
 from otel_runctx.exporters.outcome import OutcomeExporter
 from otel_runctx.exporters.spool import OutcomeSpool

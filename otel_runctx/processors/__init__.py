@@ -2,6 +2,6 @@
 
 from otel_runctx.processors.logs import RunContextLogProcessor
 from otel_runctx.processors.span import RunContextSpanProcessor
-from otel_runctx.processors.usage import RunUsageProcessor
+from otel_runctx.processors.usage import UsageRollupProcessor
 
-__all__ = ["RunContextLogProcessor", "RunContextSpanProcessor", "RunUsageProcessor"]
+__all__ = ["RunContextLogProcessor", "RunContextSpanProcessor", "UsageRollupProcessor"]

@@ -1,6 +1,6 @@
 """The usage roll-up: per run, how many spans, errors and LLM tokens (and what they cost).
 
-:class:`RunUsageProcessor` reads each ended span (``on_end``; the span is read-only there) and adds
+:class:`UsageRollupProcessor` reads each ended span (``on_end``; read-only there) and adds
 it to the aggregate of the run named by its ``runctx.run_id`` attribute. Only runs this process
 started with ``run()``/``@workflow`` are aggregated: :func:`start_run` opens an aggregate when the
 run starts and :func:`finish_run` pops it when the run ends, so memory holds one small aggregate
@@ -25,7 +25,7 @@ from otel_runctx import keys
 from otel_runctx.prices import PriceTable
 from otel_runctx.stats import count, report_error
 
-__all__ = ["RunUsage", "RunUsageProcessor", "finish_run", "snapshot_run", "start_run"]
+__all__ = ["RunUsage", "UsageRollupProcessor", "finish_run", "snapshot_run", "start_run"]
 
 #: Most runs aggregated at once; beyond this new runs get no roll-up (counted).
 MAX_LIVE_RUNS = 100_000
@@ -108,7 +108,7 @@ _enabled = False
 
 
 def start_run(run_id: str) -> None:
-    """Open the aggregate of a run this process started (no-op without a RunUsageProcessor)."""
+    """Open the aggregate of a run this process started (no-op without a UsageRollupProcessor)."""
     if not _enabled:
         return
     with _lock:
@@ -156,7 +156,7 @@ def _first(attributes: object, names: tuple[str, ...]) -> object:
     return None
 
 
-class RunUsageProcessor(SpanProcessor):
+class UsageRollupProcessor(SpanProcessor):
     """Adds each ended span of a live run to that run's usage aggregate.
 
     Reads ``runctx.run_id`` (stamped by RunContextSpanProcessor, or set on the run's root span),

@@ -1,0 +1,152 @@
+"""Zero-code setup: the entry points ``opentelemetry-instrument`` loads.
+
+``opentelemetry-instrument`` runs, in order: the distro (one), the configurator (one), the
+``opentelemetry_pre_instrument`` hooks, the instrumentors, then the app. otel-runctx plugs into
+three of those steps:
+
+* :class:`RunContextDistro` (``OTEL_PYTHON_DISTRO=runctx``) sets env defaults like the stock
+  distro and installs the run propagator when the user did not choose propagators.
+* :class:`RunContextConfigurator` (``OTEL_PYTHON_CONFIGURATOR=runctx``) builds the SDK from
+  ``OTEL_*`` env like the stock one, with our processors placed before the exporters.
+* :func:`pre_instrument` is the safety net for every other setup (another vendor's
+  configurator, ``OTEL_CONFIG_FILE``): it attaches our processors to whatever SDK providers are
+  global, unless they are already there.
+
+Besides :mod:`otel_runctx.config`, this is the one module that reads ``os.environ``: the
+OpenTelemetry variables it sets defaults for belong to the SDK, not to otel-runctx.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from opentelemetry._logs import get_logger_provider
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import get_tracer_provider
+
+from otel_runctx.attach import (
+    attach_to_logger_provider,
+    attach_to_tracer_provider,
+    build_log_processors,
+    build_span_processors,
+    install_propagator,
+)
+from otel_runctx.stats import report_error
+
+__all__ = [
+    "RunContextConfigurator",
+    "RunContextDistro",
+    "apply_env_defaults",
+    "configure_sdk_from_env",
+    "ensure_attached",
+    "ensure_propagator",
+    "pre_instrument",
+    "user_chose_propagators",
+]
+
+_logger = logging.getLogger("otel_runctx")
+
+#: Defaults the distro sets when the user has not: the same choices as the stock distro.
+DISTRO_DEFAULTS = {
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_METRICS_EXPORTER": "otlp",
+    "OTEL_LOGS_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+}
+
+
+def apply_env_defaults() -> None:
+    """Set :data:`DISTRO_DEFAULTS` for every variable the user left unset."""
+    for name, value in DISTRO_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def user_chose_propagators() -> bool:
+    """True when ``OTEL_PROPAGATORS`` is set: then the user's choice is left exactly as it is."""
+    return bool(os.environ.get("OTEL_PROPAGATORS", "").strip())
+
+
+def ensure_propagator() -> bool:
+    """Install tracecontext + the run propagator globally, unless the user chose propagators.
+
+    A distro cannot do this through ``OTEL_PROPAGATORS``: ``opentelemetry.propagate`` reads that
+    variable when it is first imported, which happens before any distro runs.
+    """
+    if user_chose_propagators():
+        return False
+    return install_propagator()
+
+
+def ensure_attached() -> dict[str, Any]:
+    """Attach our processors to the global SDK providers that lack them; report what happened.
+
+    A provider that is not the SDK's (the no-op proxy before any setup, or a vendor's own
+    class) is left alone: there is nothing we could attach to.
+    """
+    done: dict[str, Any] = {}
+    tracer_provider = get_tracer_provider()
+    if isinstance(tracer_provider, TracerProvider):
+        done["tracer_provider"] = attach_to_tracer_provider(tracer_provider)
+    logger_provider = get_logger_provider()
+    if isinstance(logger_provider, LoggerProvider):
+        done["logger_provider"] = attach_to_logger_provider(logger_provider)
+    return done
+
+
+class RunContextDistro(BaseDistro):  # type: ignore[misc]
+    """``opentelemetry_distro: runctx``: OTLP by default, run propagation on by default."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        apply_env_defaults()
+        try:
+            ensure_propagator()
+        except Exception as error:
+            report_error("auto.distro", error)
+
+
+class RunContextConfigurator(_OTelSDKConfigurator):
+    """``opentelemetry_configurator: runctx``: the stock SDK setup plus our processors.
+
+    The SDK adds ``span_processors`` / ``log_record_processors`` before the exporting
+    processors built from ``OTEL_*_EXPORTER``, so exporters see stamped data. With
+    ``OTEL_CONFIG_FILE`` the SDK ignores these keyword arguments, so there we attach afterwards.
+    """
+
+    def _configure(self, **kwargs: Any) -> None:
+        if os.environ.get("OTEL_CONFIG_FILE", "").strip():
+            super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+            ensure_attached()
+            return
+        kwargs["span_processors"] = [*kwargs.get("span_processors", ()), *build_span_processors()]
+        kwargs["log_record_processors"] = [
+            *kwargs.get("log_record_processors", ()),
+            *build_log_processors(),
+        ]
+        super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+
+
+def configure_sdk_from_env() -> None:
+    """Build the SDK providers from ``OTEL_*`` env, as ``opentelemetry-instrument`` would."""
+    RunContextConfigurator().configure()  # type: ignore[no-untyped-call]
+
+
+def pre_instrument() -> None:
+    """``opentelemetry_pre_instrument: runctx``: attach to the global providers if missing.
+
+    Runs after whichever configurator was chosen. Without it, a setup where another vendor's
+    configurator or ``OTEL_CONFIG_FILE`` built the SDK stamps no span at all. Never raises:
+    an exception here would stop ``opentelemetry-instrument`` from instrumenting the app.
+    """
+    try:
+        done = ensure_attached()
+        ensure_propagator()
+        for name, result in done.items():
+            if result.added:
+                _logger.debug("otel-runctx attached %s to the global %s", result.added, name)
+    except Exception as error:
+        report_error("auto.pre_instrument", error)

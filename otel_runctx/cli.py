@@ -1,0 +1,114 @@
+"""The ``otel-runctx`` command (also ``python -m otel_runctx``): ``doctor`` and ``report``.
+
+``doctor`` prints plain text and needs nothing beyond otel-runctx itself, so it works in any
+environment an app runs in. ``report`` draws tables with ``rich`` (the ``cli`` extra:
+``pip install 'otel-runctx[cli]'``); ``report --json`` needs no extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from otel_runctx.doctor import Diagnosis, diagnose
+from otel_runctx.report import build_report, read_jsonl
+
+__all__ = ["main"]
+
+_MARKS = {"ok": "ok     ", "warn": "WARN   ", "problem": "PROBLEM"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (non-zero when doctor finds a problem)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "doctor":
+        return _doctor(args, sys.stdout)
+    if args.command == "report":
+        return _report(args, sys.stdout)
+    parser.print_help()
+    return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otel-runctx", description="Check and read otel-runctx telemetry."
+    )
+    commands = parser.add_subparsers(dest="command")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check this process's OpenTelemetry setup; run it as "
+        "`opentelemetry-instrument otel-runctx doctor` to check the zero-code setup",
+    )
+    doctor.add_argument(
+        "--configure",
+        action="store_true",
+        help="call otel_runctx.configure() first, then check what it set up",
+    )
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    report = commands.add_parser("report", help="summarise a runctx_jsonl file")
+    report.add_argument("file", help="the JSONL file (OTEL_RUNCTX_JSONL_PATH)")
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+    report.add_argument(
+        "--runs", type=int, default=20, help="how many runs the per-run table shows (default 20)"
+    )
+    return parser
+
+
+def _doctor(args: argparse.Namespace, out: TextIO) -> int:
+    if args.configure:
+        from otel_runctx.setup import configure
+
+        configure()
+    diagnosis = diagnose()
+    if args.json:
+        json.dump(diagnosis.as_dict(), out, indent=2, default=str)
+        out.write("\n")
+    else:
+        _print_diagnosis(diagnosis, out)
+    return 1 if diagnosis.problems else 0
+
+
+def _print_diagnosis(diagnosis: Diagnosis, out: TextIO) -> None:
+    out.write("otel-runctx doctor\n\n")
+    for finding in diagnosis.findings:
+        out.write(f"  {_MARKS[finding.level]}  {finding.check}: {finding.detail}\n")
+        if finding.fix:
+            out.write(f"           fix: {finding.fix}\n")
+    out.write("\nsettings (OTEL_RUNCTX_*):\n")
+    for name, value in diagnosis.settings.items():
+        out.write(f"  {name} = {value}\n")
+    out.write("\nOpenTelemetry environment:\n")
+    for name, value in diagnosis.otel_env.items() or {"(no OTEL_* variable set)": ""}.items():
+        out.write(f"  {name}{' = ' + value if value else ''}\n")
+    if diagnosis.spool is not None:
+        out.write("\noutcome spool:\n")
+        for name, value in diagnosis.spool.items():
+            out.write(f"  {name} = {value}\n")
+    problems = len(diagnosis.problems)
+    out.write(f"\n{problems} problem(s) found.\n" if problems else "\nAll good.\n")
+
+
+def _report(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        records, bad = read_jsonl(args.file)
+    except OSError as error:
+        sys.stderr.write(f"otel-runctx report: cannot read {args.file}: {error}\n")
+        return 2
+    report = build_report(records, bad)
+    if args.json:
+        json.dump(report.as_dict(), out, indent=2)
+        out.write("\n")
+        return 0
+    try:
+        from otel_runctx.report_tables import print_report
+    except ImportError:
+        sys.stderr.write(
+            "otel-runctx report: tables need rich: pip install 'otel-runctx[cli]' (or use --json)\n"
+        )
+        return 2
+    print_report(report, out, max_runs=args.runs)
+    return 0

@@ -1,0 +1,24 @@
+"""The ``OTEL_RUNCTX_*`` variable names, for ``opentelemetry-instrument --help``.
+
+``opentelemetry-instrument`` turns every module attribute starting with ``OTEL_`` of an
+``opentelemetry_environment_variables`` entry point into a flag (``OTEL_RUNCTX_JSONL_PATH`` becomes
+``--runctx_jsonl_path``). The names are taken from :mod:`otel_runctx.config`, where every
+setting is defined, so this list cannot drift from what is actually read. Nothing else may be
+named ``OTEL_*`` here: a second flag with the same name is an argparse error that stops the CLI.
+"""
+
+from __future__ import annotations
+
+from otel_runctx import config as _config
+
+
+def _names() -> list[str]:
+    return sorted(
+        value
+        for name, value in vars(_config).items()
+        if name.startswith("ENV_") and isinstance(value, str) and value.startswith("OTEL_RUNCTX_")
+    )
+
+
+for _name in _names():
+    globals()[_name] = _name
