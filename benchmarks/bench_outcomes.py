@@ -26,6 +26,13 @@ from benchmarks._harness import Row, percentile
 from otel_runctx import emit_outcome, run
 from otel_runctx.exporters import OutcomeSpool
 from otel_runctx.exporters.outcome import activate_spool
+from otel_runctx.exporters.records import (
+    encode_record,
+    encode_resource,
+    resource_digest,
+    split_line,
+)
+from otel_runctx.exporters.store import SpoolStore
 from otel_runctx.outcome_events import flush_outcome_events
 from otel_runctx.outcome_model import make_outcome
 
@@ -82,6 +89,28 @@ def _sample_record() -> tuple[LogRecord, Resource]:
         attributes.update(make_outcome("success", value_amount=1).to_attributes())
     record = LogRecord(timestamp=1, observed_timestamp=1, body="b", attributes=attributes)
     return record, Resource.create({"service.name": "bench"})
+
+
+def _ingest_row(directory: Path, record: LogRecord, resource: Resource, total: int) -> Row:
+    """Journal lines into SQLite alone (the worker's intake step), 1,000 lines a transaction."""
+    store = SpoolStore(directory / "ingest.sqlite3", 1 << 30)
+    digest = resource_digest(resource)
+    resource_body = encode_resource(resource).split(b"\t", 2)[2]
+    lines = [encode_record(record, f"i-{i}", resource, ("b", None)) for i in range(total)]
+    start = time.perf_counter()
+    for chunk in range(0, total, 1000):
+        rows = []
+        for line in lines[chunk : chunk + 1000]:
+            _, outcome_id, line_digest, body = split_line(line)
+            rows.append((outcome_id, line_digest, body))
+        store.ingest([(digest, resource_body)], rows, ("bench", chunk))
+    elapsed = time.perf_counter() - start
+    store.close()
+    return Row(
+        "journal -> SQLite ingest",
+        elapsed * 1e9 / total,
+        note=f"{total / elapsed:,.0f} outcomes/s into the store",
+    )
 
 
 def measure(quick: bool) -> list[Row]:
@@ -156,6 +185,7 @@ def measure(quick: bool) -> list[Row]:
             )
         )
         spool.shutdown()
+        rows.append(_ingest_row(directory, record, resource, total))
     finally:
         activate_spool(previous)
         shutil.rmtree(directory, ignore_errors=True)

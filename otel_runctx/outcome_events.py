@@ -11,6 +11,7 @@ lost). Without the spool, records are emitted on the caller's thread as any log 
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -51,6 +52,9 @@ class _Handoff:
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None:
+                # Registered now, after the app's LoggerProvider exists: atexit runs handlers
+                # last-in first-out, so queued records reach the provider before it shuts down.
+                atexit.register(self.flush, 2.0)
                 self._thread = threading.Thread(
                     target=self._run, name="otel-runctx-outcome-events", daemon=True
                 )

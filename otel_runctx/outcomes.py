@@ -40,10 +40,12 @@ from otel_runctx.context import RunContext, RunStatus, get_run_context, require_
 from otel_runctx.outcome_delivery import deliver_outcome
 from otel_runctx.outcome_model import MAX_REASON_LENGTH, Outcome, make_outcome, outcome_id_for
 from otel_runctx.processors import usage as usage_rollup
-from otel_runctx.stats import report_error
+from otel_runctx.stats import count, report_error
 
 __all__ = ["emit_outcome", "live_run_count", "run_ended", "run_started"]
 
+#: Most runs tracked at once; a run started beyond this gets no automatic outcome (counted).
+MAX_LIVE_RUNS = 1_000_000
 #: Runs not started in this process (e.g. restored from baggage) whose outcome was recorded
 #: here; remembered so a second one is rejected too. Oldest forgotten first.
 MAX_FOREIGN_RUNS = 10_000
@@ -66,6 +68,9 @@ _foreign_recorded: OrderedDict[str, None] = OrderedDict()
 def run_started(run: RunContext, span: Span | None, context: Context | None) -> None:
     """Called by the run scope once the run and its root span exist."""
     with _lock:
+        if len(_live) >= MAX_LIVE_RUNS:
+            count("outcome.runs_not_tracked")
+            return
         _live[run.run_id] = _LiveRun(run, span, context, time.perf_counter())
     usage_rollup.start_run(run.run_id)
 

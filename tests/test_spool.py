@@ -21,7 +21,9 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_runctx import config, emit_outcome, run, stats
 from otel_runctx.exporters import OutcomeExporter, OutcomeSpool
+from otel_runctx.exporters.journal import JOURNAL_SUFFIX
 from otel_runctx.exporters.outcome import activate_spool, get_active_spool
+from otel_runctx.exporters.records import encode_record, encode_resource
 from otel_runctx.exporters.store import SpoolStore
 from otel_runctx.outcome_events import flush_outcome_events
 from otel_runctx.outcome_model import OUTCOME_EVENT_NAME
@@ -229,18 +231,29 @@ def test_forked_child_gets_its_own_journal_and_worker(spool_path: Path) -> None:
     spool.shutdown(timeout=2)
 
 
-def test_corrupt_journal_lines_are_counted_and_skipped(spool_path: Path) -> None:
+def test_corrupt_lines_in_a_dead_process_journal_are_counted_and_skipped(
+    spool_path: Path,
+) -> None:
     stats.reset()
+    intake = spool_path.with_name(spool_path.name + ".intake")
+    intake.mkdir(parents=True)
+    lines = [
+        encode_resource(RESOURCE),
+        encode_record(record("good-0"), "good-0", RESOURCE, ("t", None)),
+        b"garbage line\n",
+        encode_record(record("good-1"), "good-1", RESOURCE, ("t", None)),
+        encode_record(record("torn"), "torn", RESOURCE, ("t", None))[:40],  # cut mid-line
+    ]
+    # A journal of an owner with no lock file: a process that is gone.
+    (intake / f"999999-deadbeef0000.000001{JOURNAL_SUFFIX}").write_bytes(
+        b"".join(lines) + b"\0" * 100
+    )
     exporter = RecordingExporter()
     spool = make_spool(spool_path, exporter)
-    spool.append(record("good-0"), "good-0", RESOURCE, ("t", None))
-    journal = next(spool.intake_directory.glob(f"{spool.owner}.*.journal"))
-    with open(journal, "ab") as file:
-        file.write(b"garbage line\n")
-    spool.append(record("good-1"), "good-1", RESOURCE, ("t", None))
     assert spool.flush(timeout=10)
     assert sorted(exporter.ids()) == ["good-0", "good-1"]
     assert stats.snapshot()["outcome_spool.corrupt_lines"] == 1
+    assert not list(intake.glob("999999-*"))  # taken over and removed
     spool.shutdown(timeout=2)
 
 
@@ -317,3 +330,32 @@ def test_entry_point_is_registered() -> None:
         e for e in entry_points(group="opentelemetry_logs_exporter") if e.name == "runctx_outcome"
     ]
     assert entry.load() is OutcomeExporter
+
+
+def test_a_live_owner_is_never_taken_for_dead(spool_path: Path) -> None:
+    from otel_runctx.exporters.journal import IntakeJournal, owner_is_alive
+
+    journal = IntakeJournal(spool_path.parent / "intake")
+    assert owner_is_alive(journal.directory, journal.owner)  # its lock exists and is held
+    assert list(journal.orphan_files()) == []
+    assert not owner_is_alive(journal.directory, "12345-000000000000")  # no such owner
+    journal.close(remove_lock=True)
+    assert not owner_is_alive(journal.directory, journal.owner)
+
+
+def test_full_segments_roll_over_and_are_removed_once_stored(
+    spool_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_runctx.exporters import journal
+
+    monkeypatch.setattr(journal, "SEGMENT_BYTES", 4096)
+    exporter = RecordingExporter()
+    spool = make_spool(spool_path, exporter, poll_interval=60)  # asleep until flush()
+    for i in range(100):
+        spool.append(record(f"roll-{i}", "x" * 200), f"roll-{i}", RESOURCE, ("t", None))
+    assert len(list(spool.intake_directory.glob("*.journal"))) > 5
+    assert spool.flush(timeout=10)
+    assert sorted(exporter.ids()) == sorted(f"roll-{i}" for i in range(100))
+    # Only the current segment and the spare the worker prepared remain.
+    assert len(list(spool.intake_directory.glob("*.journal"))) == 2
+    spool.shutdown(timeout=2)

@@ -1,10 +1,10 @@
 """The spool's intake: a per-process append-only journal the caller writes to.
 
-``emit_outcome`` must not return before its outcome is on disk, and must stay fast. One
-``write(2)`` of one line to a file opened with ``O_APPEND`` costs a few microseconds and
-survives the process being killed the moment after (the data is in the kernel's page cache); a
-SQLite commit per outcome costs tens. So callers append here and the spool's worker moves lines
-into SQLite in batches.
+``emit_outcome`` must not return before its outcome is on disk, and must stay fast. Copying
+one line into a shared file mapping costs about a microsecond and survives the process being
+killed the moment after (the pages belong to the kernel's page cache); a SQLite commit per
+outcome costs tens of microseconds. So callers append here and the spool's worker moves lines
+into SQLite in batches. Neither survives a power cut: that would need an fsync per outcome.
 
 Each process owns a lock file ``<owner>.lock`` it holds an exclusive ``flock`` on for its whole
 life. The kernel drops that lock when the process dies, however it dies, so another process can
@@ -15,23 +15,46 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import mmap
 import os
 import secrets
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["IntakeJournal", "owner_is_alive"]
 
 JOURNAL_SUFFIX = ".journal"
 LOCK_SUFFIX = ".lock"
-#: Start a new journal file once the current one is this large.
-ROTATE_BYTES = 4 * 1024 * 1024
+#: Size of one journal segment (a sparse file; only what is written takes disk space).
+SEGMENT_BYTES = 4 * 1024 * 1024
+# Linux's MADV_POPULATE_WRITE (5.14+); Python exposes the constant only from 3.13.
+_MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 
 
 def new_owner_token() -> str:
     """An id for this process's journals: pid plus randomness (pids are reused)."""
     return f"{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def _create_locked(path: Path) -> int:
+    """Create ``path`` already locked: made and locked under a temporary name, then renamed.
+
+    A lock file that can be seen is therefore always locked by its owner while it runs; were it
+    created in place, a probe between ``open`` and ``flock`` would take a live owner for dead.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(temporary, path)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    return fd
 
 
 def owner_is_alive(directory: Path, owner: str) -> bool:
@@ -49,58 +72,117 @@ def owner_is_alive(directory: Path, owner: str) -> bool:
     return False
 
 
+@dataclass(slots=True)
+class _Segment:
+    """One journal file, mapped into memory: lines are copied in at ``size``."""
+
+    map: mmap.mmap
+    size: int = 0
+
+
 class IntakeJournal:
-    """This process's journal files in ``directory``: append lines, read them back in order."""
+    """This process's journal segments in ``directory``: append lines, read them back in order.
+
+    A segment is a file of SEGMENT_BYTES (sparse) mapped shared into memory. Appending copies
+    the line into the mapping: the kernel owns those pages at once, so they reach the file even
+    if the process is killed the next instant, and the copy neither makes a system call nor lets
+    go of the GIL (a ``write(2)`` would let any helper thread run first and make the caller wait
+    for the GIL to come back). Bytes past the last line are zeros.
+    """
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.directory = directory
         self.owner = new_owner_token()
         self._lock = threading.Lock()
-        self._lock_fd = os.open(
-            directory / f"{self.owner}{LOCK_SUFFIX}", os.O_RDWR | os.O_CREAT, 0o600
-        )
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._sequence_lock = threading.Lock()
+        self._lock_fd = _create_locked(directory / f"{self.owner}{LOCK_SUFFIX}")
         self._sequence = 0
-        self._fd = -1
-        self._size = 0
-        self.path = self._open_next()
-        #: Resource digests already defined in the current journal file.
+        self._segments: dict[Path, _Segment] = {}
+        self._spare: tuple[Path, _Segment] | None = None
+        self.path = self._use(*self._create(SEGMENT_BYTES))
+        #: Resource digests already defined in the current segment.
         self.defined_resources: set[str] = set()
 
-    def _open_next(self) -> Path:
-        self._sequence += 1
-        path = self.directory / f"{self.owner}.{self._sequence:06d}{JOURNAL_SUFFIX}"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._size = 0
+    def _create(self, capacity: int) -> tuple[Path, _Segment]:
+        with self._sequence_lock:
+            self._sequence += 1
+            sequence = self._sequence
+        path = self.directory / f"{self.owner}.{sequence:06d}{JOURNAL_SUFFIX}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, capacity)
+            mapping = mmap.mmap(fd, capacity)
+        finally:
+            os.close(fd)  # the mapping keeps the file open
+        # Fault every page in now, so that appends do not take a page fault (and a filesystem
+        # block reservation) each time they cross into a new page.
+        with contextlib.suppress(OSError, ValueError):
+            mapping.madvise(_MADV_POPULATE_WRITE)
+        return path, _Segment(mapping)
+
+    def _use(self, path: Path, segment: _Segment) -> Path:
+        self._segments[path] = segment
+        self.defined_resources = set()
         return path
 
+    def prepare_spare(self) -> None:
+        """Create the next segment ahead of time (the worker calls this), so a caller that
+        fills the current one does not have to create a file."""
+        if self._spare is None:
+            self._spare = self._create(SEGMENT_BYTES)
+
     def append(self, lines: bytes, resource_line: bytes | None, digest: str) -> None:
-        """Write ``lines`` (with the resource definition first if this file lacks it)."""
+        """Copy ``lines`` in (with the resource definition first if this segment lacks it)."""
         with self._lock:
+            segment = self._segments[self.path]
             if digest not in self.defined_resources:
                 lines = (resource_line or b"") + lines
-                self.defined_resources.add(digest)
-            view = memoryview(lines)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            self._size += len(lines)
+            end = segment.size + len(lines)
+            if end > len(segment.map):
+                if digest in self.defined_resources:
+                    lines = (resource_line or b"") + lines
+                spare, self._spare = self._spare, None
+                if spare is None or len(spare[1].map) < len(lines):
+                    if spare is not None:
+                        self._discard(*spare)
+                    spare = self._create(max(SEGMENT_BYTES, len(lines)))
+                self.path = self._use(*spare)
+                segment = self._segments[self.path]
+                end = len(lines)
+            segment.map[segment.size : end] = lines
+            segment.size = end
+            self.defined_resources.add(digest)
 
-    def rotate_if_large(self) -> Path | None:
-        """Start a new file if the current one is over ROTATE_BYTES; return the finished one."""
+    def own_segments(self) -> list[tuple[Path, bool]]:
+        """This process's segments, oldest first, each with whether it is still written to."""
+        current = self.path
+        return [(path, path == current) for path in sorted(self._segments)]
+
+    def read_own(self, path: Path, offset: int) -> tuple[list[bytes], int]:
+        """Lines of one of this process's segments from ``offset``, and the offset after them."""
+        segment = self._segments.get(path)
+        if segment is None:
+            return [], offset
+        size = segment.size  # every byte before it was copied in by a finished append
+        if size <= offset:
+            return [], offset
+        return bytes(segment.map[offset:size]).splitlines(), size
+
+    @staticmethod
+    def _discard(path: Path, segment: _Segment) -> None:
+        segment.map.close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    def retire(self, path: Path) -> None:
+        """Unmap and delete a finished segment once everything in it is in the store."""
         with self._lock:
-            if self._size < ROTATE_BYTES:
-                return None
-            finished, old_fd = self.path, self._fd
-            self.path = self._open_next()
-            self.defined_resources = set()
-        os.close(old_fd)
-        return finished
-
-    def own_files(self) -> list[Path]:
-        """This process's journal files, oldest first (the current one last)."""
-        return sorted(self.directory.glob(f"{self.owner}.*{JOURNAL_SUFFIX}"))
+            segment = self._segments.pop(path, None)
+        if segment is not None:
+            segment.map.close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
     def orphan_files(self) -> Iterator[tuple[str, list[Path]]]:
         """Journals of owners that are no longer running, grouped by owner."""
@@ -123,28 +205,35 @@ class IntakeJournal:
             (self.directory / f"{owner}{LOCK_SUFFIX}").unlink()
 
     def abandon_after_fork(self) -> None:
-        """In a forked child: drop the inherited descriptors (and the lock) but not the files."""
-        for fd in (self._fd, self._lock_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._fd = self._lock_fd = -1
+        """In a forked child: drop the inherited mappings and lock, leaving the files alone."""
+        self._segments = {}
+        self._spare = None
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
+        self._lock_fd = -1
 
     def close(self, *, remove_lock: bool = False) -> None:
-        """Close the files and release the owner lock; leftover journals wait for the next start."""
+        """Unmap the segments and release the owner lock; leftover files wait for the next start."""
         with self._lock:
+            for segment in self._segments.values():
+                segment.map.close()
+            self._segments = {}
+            if self._spare is not None:
+                self._discard(*self._spare)
+                self._spare = None
             if remove_lock:
                 with contextlib.suppress(FileNotFoundError):
                     (self.directory / f"{self.owner}{LOCK_SUFFIX}").unlink()
-            for fd in (self._fd, self._lock_fd):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            self._fd = self._lock_fd = -1
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = -1
 
 
 def read_complete_lines(path: Path, offset: int) -> tuple[list[bytes], int]:
-    """Lines of ``path`` from ``offset`` up to the last newline, and the offset after them.
+    """Lines of a journal file from ``offset`` up to the last complete one, and the offset after.
 
-    A line still being written (no newline yet) is left for the next read.
+    The file's unused tail is zeros (it was mapped at full size), and JSON text never holds a
+    NUL byte, so the data ends at the first NUL.
     """
     try:
         with open(path, "rb") as file:
@@ -152,6 +241,9 @@ def read_complete_lines(path: Path, offset: int) -> tuple[list[bytes], int]:
             data = file.read()
     except FileNotFoundError:
         return [], offset
+    zero = data.find(b"\0")
+    if zero >= 0:
+        data = data[:zero]
     end = data.rfind(b"\n")
     if end < 0:
         return [], offset

@@ -10,6 +10,7 @@ line several times longer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -128,7 +129,10 @@ def decode_record(payload: Mapping[str, Any], resource: Resource) -> ReadableLog
     )
     name, version = payload["sc"]
     return ReadableLogRecord(
-        log_record=record,
-        resource=resource,
-        instrumentation_scope=InstrumentationScope(name, version),
+        log_record=record, resource=resource, instrumentation_scope=_scope(name, version)
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _scope(name: str, version: str | None) -> InstrumentationScope:
+    return InstrumentationScope(name, version)

@@ -153,8 +153,8 @@ class OutcomeSpool:
         try:
             # The worker is gone, so its connection is free: move the rest of this process's
             # journals into the store, then remove them and the owner lock.
-            for path in self._journal.own_files():
-                self._ingest_file(path, finished=True)
+            for path, _ in self._journal.own_segments():
+                self._ingest_own_segment(path, finished=True)
             self._journal.close(remove_lock=True)
         except Exception as error:
             report_error("outcome_spool.shutdown", error)
@@ -228,10 +228,17 @@ class OutcomeSpool:
                 self._wake.wait(1.0)
 
     def _ingest_own(self) -> None:
-        current = self._journal.path
-        for path in self._journal.own_files():
-            self._ingest_file(path, finished=path != current)
-        self._journal.rotate_if_large()
+        for path, current in self._journal.own_segments():
+            self._ingest_own_segment(path, finished=not current)
+        self._journal.prepare_spare()
+
+    def _ingest_own_segment(self, path: Path, *, finished: bool) -> None:
+        offset = self._store.journal_offset(path.name)
+        lines, end = self._journal.read_own(path, offset)
+        self._ingest_lines(path, lines, end)
+        if finished:
+            self._journal.retire(path)
+            self._store.forget_journal(path.name)
 
     def _ingest_orphans(self) -> None:
         for owner, paths in self._journal.orphan_files():
@@ -240,8 +247,16 @@ class OutcomeSpool:
             self._journal.forget_owner(owner)
 
     def _ingest_file(self, path: Path, *, finished: bool) -> None:
+        """Take over a journal file another (dead) process left."""
         offset = self._store.journal_offset(path.name)
         lines, end = read_complete_lines(path, offset)
+        self._ingest_lines(path, lines, end)
+        if finished:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            self._store.forget_journal(path.name)
+
+    def _ingest_lines(self, path: Path, lines: list[bytes], end: int) -> None:
         if lines:
             resources: list[tuple[str, bytes]] = []
             rows: list[tuple[str, str, bytes]] = []
@@ -262,10 +277,6 @@ class OutcomeSpool:
                     message=f"the spool is over {self.max_bytes} bytes; dropped the {dropped} "
                     f"oldest outcome(s) (counted as outcome_spool.dropped)",
                 )
-        if finished:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            self._store.forget_journal(path.name)
 
     def _send(self, rows: Sequence[SpoolRow]) -> bool:
         records: list[ReadableLogRecord] = []

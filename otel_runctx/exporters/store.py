@@ -100,19 +100,25 @@ class SpoolStore:
                     (digest, payload),
                 )
             ids = dict(self._db.execute("SELECT digest, id FROM resources").fetchall())
-            for outcome_id, digest, payload in rows:
-                resource_id = ids.get(digest)
-                if resource_id is None:
-                    count("outcome_spool.missing_resource")
-                    continue
-                cursor = self._db.execute(
+            # New rows get seq > this (rowid is max + 1; we hold the write lock).
+            before = self._db.execute("SELECT coalesce(max(seq), 0) FROM outcomes").fetchone()[0]
+            values = [(o, ids[d], p) for o, d, p in rows if d in ids]
+            if len(values) < len(rows):
+                count("outcome_spool.missing_resource", len(rows) - len(values))
+            if values:
+                inserted = self._db.executemany(
                     "INSERT OR IGNORE INTO outcomes(outcome_id, resource_id, payload) "
                     "VALUES (?, ?, ?)",
-                    (outcome_id, resource_id, payload),
+                    values,
+                ).rowcount
+            if inserted == len(values):
+                added_bytes = sum(len(p) for _, _, p in values)
+            elif inserted:  # some were already stored (a journal read twice): measure the rest
+                added_bytes = int(
+                    self._db.execute(
+                        "SELECT total(length(payload)) FROM outcomes WHERE seq > ?", (before,)
+                    ).fetchone()[0]
                 )
-                if cursor.rowcount:
-                    inserted += 1
-                    added_bytes += len(payload)
             if added_bytes:
                 self._add_meta("bytes", added_bytes)
             if progress is not None:
