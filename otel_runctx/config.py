@@ -9,6 +9,7 @@ misbehaving on the hot path.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -125,7 +126,13 @@ def _outcome_spool(env: Mapping[str, str]) -> Path | None:
     if raw:
         return Path(raw).expanduser()
     cache = env.get("XDG_CACHE_HOME", "").strip()
-    base = Path(cache) if cache else Path.home() / ".cache"
+    if cache:
+        base = Path(cache)
+    else:
+        try:
+            base = Path.home() / ".cache"
+        except RuntimeError:  # no home directory (some containers): a per-user temp dir
+            base = Path(tempfile.gettempdir()) / f"otel-runctx-{os.getuid()}"
     return base / "otel-runctx" / "outcomes.sqlite3"
 
 

@@ -132,16 +132,16 @@ class IntakeJournal:
         if self._spare is None:
             self._spare = self._create(SEGMENT_BYTES)
 
-    def append(self, lines: bytes, resource_line: bytes | None, digest: str) -> None:
+    def append(self, lines: bytes, resource_line: bytes, digest: str) -> None:
         """Copy ``lines`` in (with the resource definition first if this segment lacks it)."""
         with self._lock:
             segment = self._segments[self.path]
             if digest not in self.defined_resources:
-                lines = (resource_line or b"") + lines
+                lines = resource_line + lines
             end = segment.size + len(lines)
             if end > len(segment.map):
                 if digest in self.defined_resources:
-                    lines = (resource_line or b"") + lines
+                    lines = resource_line + lines
                 spare, self._spare = self._spare, None
                 if spare is None or len(spare[1].map) < len(lines):
                     if spare is not None:

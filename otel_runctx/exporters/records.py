@@ -57,8 +57,15 @@ def resource_digest(resource: Resource) -> str:
 
 def encode_resource(resource: Resource) -> bytes:
     """The journal line that defines ``resource`` for the record lines that refer to it."""
-    body = _dumps({"a": dict(resource.attributes), "u": resource.schema_url or ""})
-    return f"r\t{resource_digest(resource)}\t{body}\n".encode()
+    digest = resource_digest(resource)
+    line = _resource_lines.get(digest)
+    if line is None:
+        body = _dumps({"a": dict(resource.attributes), "u": resource.schema_url or ""})
+        line = _resource_lines[digest] = f"r\t{digest}\t{body}\n".encode()
+    return line
+
+
+_resource_lines: dict[str, bytes] = {}
 
 
 def encode_record(

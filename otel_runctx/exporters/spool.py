@@ -105,13 +105,10 @@ class OutcomeSpool:
         try:
             if self._needs_setup:
                 self._setup_after_fork()
-            journal = self._journal
-            digest = resource_digest(resource)
-            resource_line = (
-                None if digest in journal.defined_resources else encode_resource(resource)
-            )
-            journal.append(
-                encode_record(record, outcome_id, resource, scope), resource_line, digest
+            self._journal.append(
+                encode_record(record, outcome_id, resource, scope),
+                encode_resource(resource),  # cached per resource; written once per segment
+                resource_digest(resource),
             )
             count("outcome_spool.appended")
         except Exception as error:
