@@ -10,7 +10,8 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,14 @@ def record(outcome_id: str, payload: str = "") -> LogRecord:
     )
 
 
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def pending(path: Path) -> int:
     store = SpoolStore(path, 1 << 30)
     try:
@@ -119,7 +128,7 @@ def test_rows_stay_until_acknowledged_then_are_deleted(spool_path: Path) -> None
     for i in range(20):
         spool.append(record(f"id-{i}"), f"id-{i}", RESOURCE, ("t", None))
     assert not spool.flush(timeout=0.5)  # nothing acknowledged yet
-    assert exporter.attempts >= 2  # retried with backoff
+    eventually(lambda: exporter.attempts >= 3)  # retried, with backoff
     assert pending(spool_path) == 20
     exporter.failing = False
     assert spool.flush(timeout=10)
@@ -169,6 +178,7 @@ def test_size_cap_drops_oldest_and_counts_and_logs(
         for i in range(100):
             spool.append(record(f"cap-{i:03d}", "x" * 500), f"cap-{i:03d}", RESOURCE, ("t", None))
         spool.flush(timeout=0.5)
+        eventually(lambda: exporter.attempts >= 1)  # past ingestion: the cap was applied
     dropped = stats.snapshot().get("outcome_spool.dropped", 0)
     assert dropped > 0
     assert pending(spool_path) == 100 - dropped
@@ -350,7 +360,8 @@ def test_full_segments_roll_over_and_are_removed_once_stored(
 
     monkeypatch.setattr(journal, "SEGMENT_BYTES", 4096)
     exporter = RecordingExporter()
-    spool = make_spool(spool_path, exporter, poll_interval=60)  # asleep until flush()
+    spool = make_spool(spool_path, exporter, poll_interval=60)
+    assert spool.flush(timeout=10)  # the worker's first cycle is done: it sleeps until flush()
     for i in range(100):
         spool.append(record(f"roll-{i}", "x" * 200), f"roll-{i}", RESOURCE, ("t", None))
     assert len(list(spool.intake_directory.glob("*.journal"))) > 5
