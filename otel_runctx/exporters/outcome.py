@@ -108,9 +108,13 @@ class OutcomeExporter(LogRecordExporter):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Wait until every outcome spooled so far was acknowledged by the collector."""
-        if self._spool is not None:
-            return self._spool.flush(timeout_millis / 1000)
-        return True
+        try:
+            if self._spool is not None:
+                return self._spool.flush(timeout_millis / 1000)
+            return True
+        except Exception as error:
+            report_error("outcome_exporter.force_flush", error)
+            return False
 
     def shutdown(self) -> None:
         try:

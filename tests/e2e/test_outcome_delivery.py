@@ -58,8 +58,8 @@ EMITTER = textwrap.dedent(
 IDLE = "import time\nprint('IDLE', flush=True)\ntime.sleep(600)\n"
 
 
-def _app_env(collector: Collector, spool: Path) -> dict[str, str]:
-    return collector.otlp_env("grpc") | {
+def _app_env(collector: Collector, spool: Path, protocol: str = "grpc") -> dict[str, str]:
+    return collector.otlp_env(protocol) | {
         "OTEL_SERVICE_NAME": "outcome-delivery",
         "OTEL_LOGS_EXPORTER": "runctx_outcome",
         "OTEL_TRACES_EXPORTER": "none",
@@ -149,3 +149,17 @@ def test_outcomes_of_a_killed_process_are_delivered_by_the_next_one(
     )
     assert len(ids) == 200
     assert _values(sink.logs(OUTCOME)) == set(range(200))
+
+
+def test_outcomes_are_forwarded_over_otlp_http_too(
+    sink: Sink, collector: Collector, apps: AppRunner, tmp_path: Path
+) -> None:
+    env = _app_env(collector, tmp_path / "spool" / "outcomes.sqlite3", "http/protobuf")
+    apps.start(instrumented(_write(tmp_path, "emitter.py", EMITTER), "50", "stay"), env=env)
+    ids = wait_for(
+        lambda: _distinct_ids(sink, 50),
+        timeout=60,
+        message=lambda: f"50 distinct outcome ids; have {len(_distinct_ids(sink, 0))}",
+    )
+    assert len(ids) == 50
+    assert _values(sink.logs(OUTCOME)) == set(range(50))
