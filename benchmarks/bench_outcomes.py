@@ -7,6 +7,7 @@ measures our own path (journal append, SQLite ingest, lease, decode, delete), no
 from __future__ import annotations
 
 import gc
+import json
 import shutil
 import tempfile
 import time
@@ -83,6 +84,28 @@ def _emit_latencies(count: int, pace_seconds: float) -> list[float]:
     return samples
 
 
+def _noise_floor(count: int, pace_seconds: float) -> list[float]:
+    """Latencies of a fixed piece of pure-Python work (a JSON dump of a run's attributes, about
+    what emit_outcome does itself), timed like emit_outcome: how much this machine alone
+    stretches a p99."""
+    with run("bench", event_id="noise", customer_id="c") as ctx:
+        attributes = dict(ctx.to_span_attributes())
+    samples: list[float] = []
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(count):
+            start = time.perf_counter_ns()
+            json.dumps(attributes)
+            json.dumps(attributes)
+            samples.append(time.perf_counter_ns() - start)
+            if pace_seconds:
+                time.sleep(pace_seconds)
+    finally:
+        gc.enable()
+    return samples
+
+
 def _sample_record() -> tuple[LogRecord, Resource]:
     with run("bench", event_id="e", customer_id="c") as ctx:
         attributes = dict(ctx.to_span_attributes())
@@ -121,6 +144,16 @@ def measure(quick: bool) -> list[Row]:
     rows: list[Row] = []
     previous = activate_spool(None)
     try:
+        floor = _noise_floor(count, pace)
+        rows.append(Row("noise floor: fixed JSON work, paced: p50", percentile(floor, 50)))
+        rows.append(
+            Row(
+                "noise floor: fixed JSON work, paced: p99",
+                percentile(floor, 99),
+                "noise floor: fixed JSON work, paced: p50",
+                "p99/p50 of constant work = this machine's jitter",
+            )
+        )
         off_paced = _emit_latencies(count, pace)
         off_burst = _emit_latencies(count, 0.0)
         flush_outcome_events(30)
