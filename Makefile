@@ -25,6 +25,9 @@ demo:
 	@$(MAKE) --no-print-directory $(STAMP)
 	$(PY) examples/run_demo.py
 
+fuzz: $(STAMP)
+	RUNCTX_FUZZ_EXAMPLES=$${RUNCTX_FUZZ_EXAMPLES:-20000} $(PY) -m pytest -q tests/test_fuzz_*.py
+
 bench: $(STAMP)
 	$(PY) -m benchmarks
 

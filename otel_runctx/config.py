@@ -12,16 +12,19 @@ import os
 import tempfile
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote
 
 PropagationMode = Literal["lean", "full"]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
+InboundPolicy = Literal["trust", "verify", "ignore"]
 
 ENV_ENVIRONMENT = "OTEL_RUNCTX_ENVIRONMENT"
 ENV_PROPAGATION_MODE = "OTEL_RUNCTX_PROPAGATION_MODE"
+ENV_INBOUND = "OTEL_RUNCTX_INBOUND"
+ENV_SIGNING_KEYS = "OTEL_RUNCTX_SIGNING_KEYS"
 ENV_OUTCOME_SPOOL = "OTEL_RUNCTX_OUTCOME_SPOOL"
 ENV_OUTCOME_SPOOL_MAX_MB = "OTEL_RUNCTX_OUTCOME_SPOOL_MAX_MB"
 ENV_OUTCOME_METRICS_CUSTOMER = "OTEL_RUNCTX_OUTCOME_METRICS_CUSTOMER"
@@ -35,6 +38,20 @@ _RESOURCE_ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environ
 
 class ConfigError(ValueError):
     """An ``OTEL_RUNCTX_*`` variable holds a value otel-runctx cannot use."""
+
+
+#: Shortest accepted signing secret, in bytes (UTF-8).
+MIN_SIGNING_SECRET_BYTES = 16
+_KEY_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_MAX_KEY_ID_LENGTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One HMAC key for run baggage: its id travels in the signature, the secret never does."""
+
+    key_id: str
+    secret: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +69,9 @@ class Settings:
     prices_path: Path | None = None
     #: The protocol the outcome spool forwards with (the stock OTLP log exporter's).
     otlp_logs_protocol: OtlpProtocol = "grpc"
+    inbound: InboundPolicy = "trust"
+    #: The first key signs outbound runs; every key verifies inbound ones.
+    signing_keys: tuple[SigningKey, ...] = ()
     #: Where the ``runctx_jsonl`` exporters append, one JSON object per line (relative: to the cwd).
     jsonl_path: str = DEFAULT_JSONL_PATH
 
@@ -59,6 +79,13 @@ class Settings:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse settings from ``environ`` (default: ``os.environ``); raise ConfigError if invalid."""
     env = os.environ if environ is None else environ
+    inbound = _choice(env, ENV_INBOUND, ("trust", "verify", "ignore"), "trust")
+    signing_keys = _signing_keys(env)
+    if inbound == "verify" and not signing_keys:
+        raise ConfigError(
+            f"{ENV_INBOUND}=verify needs at least one key in {ENV_SIGNING_KEYS} "
+            "(format: key_id:secret[,key_id:secret...]); without keys nothing could be verified"
+        )
     return Settings(
         environment=_environment(env),
         propagation_mode=_choice(env, ENV_PROPAGATION_MODE, ("lean", "full"), "lean"),  # type: ignore[arg-type]
@@ -67,6 +94,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         outcome_metrics_customer=_flag(env, ENV_OUTCOME_METRICS_CUSTOMER, False),
         prices_path=Path(env[ENV_PRICES].strip()) if env.get(ENV_PRICES, "").strip() else None,
         otlp_logs_protocol=_otlp_logs_protocol(env),
+        inbound=inbound,  # type: ignore[arg-type]
+        signing_keys=signing_keys,
         jsonl_path=env.get(ENV_JSONL_PATH, "").strip() or DEFAULT_JSONL_PATH,
     )
 
@@ -157,6 +186,35 @@ def _otlp_logs_protocol(env: Mapping[str, str]) -> OtlpProtocol:
                 return "http/protobuf"
             return "grpc"
     return "grpc"
+
+
+def _signing_keys(env: Mapping[str, str]) -> tuple[SigningKey, ...]:
+    """Parse ``key_id:secret,key_id:secret``; the secret is everything after the first colon."""
+    keys: list[SigningKey] = []
+    for index, item in enumerate(env.get(ENV_SIGNING_KEYS, "").split(",")):
+        item = item.strip()
+        if not item:
+            continue
+        key_id, colon, secret = item.partition(":")
+        key_id = key_id.strip()
+        where = f"{ENV_SIGNING_KEYS} entry {index + 1}"
+        if not colon or not key_id:
+            raise ConfigError(f"{where} must look like key_id:secret")
+        if len(key_id) > _MAX_KEY_ID_LENGTH or not set(key_id) <= _KEY_ID_CHARACTERS:
+            raise ConfigError(
+                f"{where}: key id {key_id!r} must be 1-{_MAX_KEY_ID_LENGTH} characters of "
+                "A-Z a-z 0-9 _ . -"
+            )
+        secret_bytes = secret.strip().encode("utf-8")
+        if len(secret_bytes) < MIN_SIGNING_SECRET_BYTES:
+            raise ConfigError(
+                f"{where} (key id {key_id!r}): the secret must be at least "
+                f"{MIN_SIGNING_SECRET_BYTES} bytes"
+            )
+        if any(key.key_id == key_id for key in keys):
+            raise ConfigError(f"{where}: key id {key_id!r} appears twice")
+        keys.append(SigningKey(key_id, secret_bytes))
+    return tuple(keys)
 
 
 #: OpenTelemetry variables whose values are secrets: shown as set, never printed.

@@ -1,17 +1,13 @@
-"""RunContextSpanProcessor and RunContextLogProcessor on a private provider."""
+"""RunContextSpanProcessor on a private provider: the basic contract."""
 
 from __future__ import annotations
 
-import logging
-
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_runctx import run
-from otel_runctx.processors import RunContextLogProcessor, RunContextSpanProcessor
+from otel_runctx.processors import RunContextSpanProcessor
 
 
 def test_spans_in_a_run_are_stamped_and_spans_outside_are_not() -> None:
@@ -29,26 +25,3 @@ def test_spans_in_a_run_are_stamped_and_spans_outside_are_not() -> None:
     assert by_name["inner"] == dict(ctx.to_span_attributes())
     assert by_name["deeper"] == dict(ctx.to_span_attributes())
     assert by_name["outside"] == {}
-
-
-def test_stdlib_logging_through_the_otel_handler_carries_the_run() -> None:
-    exporter = InMemoryLogRecordExporter()
-    provider = LoggerProvider()
-    provider.add_log_record_processor(RunContextLogProcessor())
-    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    logger = logging.getLogger("test.stamping")
-    logger.propagate = False
-    handler = LoggingHandler(logger_provider=provider)
-    logger.addHandler(handler)
-    try:
-        with run("job", event_id="e", customer_id="cust-7") as ctx:
-            logger.warning("inside", extra={"ticket": "T-1"})
-        logger.warning("outside")
-    finally:
-        logger.removeHandler(handler)
-    inside, outside = (r.log_record for r in exporter.get_finished_logs())
-    assert inside.attributes is not None and outside.attributes is not None
-    assert inside.attributes["runctx.run_id"] == ctx.run_id
-    assert inside.attributes["runctx.customer_id"] == "cust-7"
-    assert inside.attributes["ticket"] == "T-1"
-    assert not any(k.startswith("runctx.") for k in outside.attributes)

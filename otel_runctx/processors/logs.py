@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
-from otel_runctx.context import get_run_context
+from otel_runctx.processors import _fast_stamp
+from otel_runctx.processors._lookup import run_for
 from otel_runctx.stats import report_error
 
 __all__ = ["RunContextLogProcessor"]
@@ -13,23 +14,23 @@ __all__ = ["RunContextLogProcessor"]
 class RunContextLogProcessor(LogRecordProcessor):
     """Adds ``runctx.*`` attributes to each log record, from the record's context or the current.
 
-    Register it before the exporting processor (processors run in registration order), so the
-    exporter sees the stamped record. Attributes the record already has are left as they are.
+    Like the span processor, it falls back to validated ``runctx.*`` baggage when the context has
+    no RunContext. Register it before the exporting processor (processors run in registration
+    order), so the exporter sees the stamped record. Attributes the record already has are left
+    as they are. Never raises into the logging call.
     """
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         try:
             record = log_record.log_record
-            run = get_run_context(record.context) or get_run_context()
+            run = run_for(record.context)
             if run is None:
                 return
             attributes = record.attributes
             if attributes is None:
                 record.attributes = dict(run.to_span_attributes())
-                return
-            for key, value in run.to_span_attributes().items():
-                if key not in attributes:
-                    attributes[key] = value  # type: ignore[index]
+            else:
+                _fast_stamp.add_missing(attributes, run.to_span_attributes())  # type: ignore[arg-type]
         except Exception as error:
             report_error("log_processor.on_emit", error)
 

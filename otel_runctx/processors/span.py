@@ -5,7 +5,8 @@ from __future__ import annotations
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from otel_runctx.context import get_run_context
+from otel_runctx.processors import _fast_stamp
+from otel_runctx.processors._lookup import run_for
 from otel_runctx.stats import report_error
 
 __all__ = ["RunContextSpanProcessor"]
@@ -15,17 +16,20 @@ class RunContextSpanProcessor(SpanProcessor):
     """Stamps ``runctx.*`` attributes onto each span in ``on_start``.
 
     The run is read from the ``parent_context`` the SDK hands over (the context the span is
-    started in), so spans started in another thread or task with an explicit context are stamped
-    with that context's run, not the caller's. The attribute dict is built once per run and
-    reused for every span. Errors are counted and logged, never raised: an exception escaping
+    started in; the current context when the caller passed none), so a span started with an
+    explicit context is stamped with that context's run. Without a RunContext, ``runctx.*``
+    baggage from an upstream service (stock baggage propagator) is used, after validation.
+
+    The attribute mapping is built once per run and written in one call per span. The processor
+    keeps no per-run state. Errors are counted and logged, never raised: an exception escaping
     ``on_start`` would surface in the user's ``start_as_current_span``.
     """
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            run = get_run_context(parent_context)
+            run = run_for(parent_context)
             if run is not None:
-                span.set_attributes(run.to_span_attributes())
+                _fast_stamp.stamp(span, run.to_span_attributes())
         except Exception as error:
             report_error("span_processor.on_start", error)
 

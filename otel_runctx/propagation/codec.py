@@ -1,0 +1,158 @@
+"""The W3C ``baggage`` header: percent-encoding and a parser whose cost is bounded by design.
+
+Encoding follows the W3C Baggage spec, not ``quote_plus``: a value is UTF-8, and every octet
+outside ``baggage-octet`` is written as ``%XX``. ``+`` and ``%`` are escaped too, so a value
+survives both a spec-following receiver and OpenTelemetry Python's stock propagator (which
+decodes with ``unquote_plus`` and would turn a bare ``+`` into a space).
+
+The parser never raises and never backtracks: the header length is checked before anything
+else, members are found with ``str.split``, and the only regular expressions are single
+character classes matched with ``fullmatch``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+
+from otel_runctx.keys import PREFIX
+
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "MAX_MEMBERS",
+    "MAX_MEMBER_BYTES",
+    "ParsedBaggage",
+    "decode",
+    "encode",
+    "encode_member",
+    "is_plain_value",
+    "parse_header",
+]
+
+#: OpenTelemetry Python's limits (W3CBaggagePropagator._MAX_*): members, bytes per member,
+#: bytes per header. Staying inside them means a stock receiver drops nothing we send.
+MAX_MEMBERS = 180
+MAX_MEMBER_BYTES = 4096
+MAX_HEADER_BYTES = 8192
+
+# W3C baggage-octet: %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E; we also escape "%" and "+".
+_SAFE_VALUE_CHARACTERS = "".join(
+    chr(c)
+    for c in [0x21, *range(0x23, 0x2C), *range(0x2D, 0x3B), *range(0x3C, 0x5C), *range(0x5D, 0x7F)]
+    if chr(c) not in "%+"
+)
+# W3C key: an RFC 7230 token.
+_TOKEN_CHARACTERS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SAFE_KEY_CHARACTERS = _TOKEN_CHARACTERS.replace("%", "").replace("+", "")
+
+_PLAIN_VALUE = re.compile(f"[{re.escape(_SAFE_VALUE_CHARACTERS)}]*")
+_PLAIN_KEY = re.compile(f"[{re.escape(_SAFE_KEY_CHARACTERS)}]*")
+_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_OWS = " \t"
+
+
+def encode(text: str, *, key: bool = False) -> str:
+    """Percent-encode ``text`` (UTF-8) for a baggage key or value."""
+    if (_PLAIN_KEY if key else _PLAIN_VALUE).fullmatch(text):
+        return text  # the common case: nothing to escape
+    return quote(text, safe=_SAFE_KEY_CHARACTERS if key else _SAFE_VALUE_CHARACTERS)
+
+
+def is_plain_value(text: str) -> bool:
+    """True if ``text`` needs no escaping as a baggage value."""
+    return _PLAIN_VALUE.fullmatch(text) is not None
+
+
+def encode_member(key: str, value: str) -> str:
+    """One ``key=value`` list-member, both sides encoded."""
+    return f"{encode(key, key=True)}={encode(value)}"
+
+
+def decode(raw: str) -> str | None:
+    """Decode a percent-encoded key or value; None if an escape is broken or not UTF-8."""
+    if "%" not in raw:
+        return raw
+    if _BAD_ESCAPE.search(raw):
+        return None
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        return None
+
+
+@dataclass(slots=True)
+class ParsedBaggage:
+    """What one inbound header holds, split into the run's entries and the app's.
+
+    ``run_entries`` keeps the decoded ``runctx.*`` members; ``run_malformed`` is set when any
+    member that claims the ``runctx.`` namespace is broken or repeated, so the caller can
+    reject the whole run instead of using part of it. App members keep header order; a
+    repeated app key keeps its first position and its last value, as the stock
+    propagator does.
+    """
+
+    run_entries: dict[str, str] = field(default_factory=dict)
+    run_malformed: bool = False
+    app_entries: dict[str, str] = field(default_factory=dict)
+    app_rejected: int = 0
+
+
+def parse_header(header: str) -> ParsedBaggage | None:
+    """Parse a ``baggage`` header; None if it is longer than :data:`MAX_HEADER_BYTES`.
+
+    Every ``runctx.*`` member is read wherever it sits, so a run is judged on all of its
+    entries; app members past :data:`MAX_MEMBERS` (counting the run's) are rejected. Member
+    properties (``;key=value`` after a value) carry nothing we use and are dropped.
+    """
+    # A valid header is ASCII, so characters == bytes; non-ASCII members are rejected below.
+    if len(header) > MAX_HEADER_BYTES:
+        return None
+    parsed = ParsedBaggage()
+    members = 0
+    for member in header.split(","):
+        member = member.strip(_OWS)
+        if not member:
+            continue
+        members += 1
+        pair = member.split(";", 1)[0]
+        raw_key, equals, raw_value = pair.partition("=")
+        raw_key = raw_key.strip(_OWS)
+        is_run_key = raw_key.startswith(PREFIX)
+        if is_run_key:
+            _add_run_member(parsed, raw_key, equals, raw_value, len(member))
+        elif members > MAX_MEMBERS:
+            parsed.app_rejected += 1
+        else:
+            _add_app_member(parsed, raw_key, equals, raw_value, len(member))
+    return parsed
+
+
+def _decode_pair(raw_key: str, equals: str, raw_value: str, size: int) -> tuple[str, str] | None:
+    if not equals or size > MAX_MEMBER_BYTES or _KEY.fullmatch(raw_key) is None:
+        return None
+    raw_value = raw_value.strip(_OWS)
+    if _VALUE.fullmatch(raw_value) is None:
+        return None
+    key, value = decode(raw_key), decode(raw_value)
+    if key is None or value is None:
+        return None
+    return key, value
+
+
+def _add_run_member(parsed: ParsedBaggage, raw_key: str, equals: str, raw: str, size: int) -> None:
+    pair = _decode_pair(raw_key, equals, raw, size)
+    if pair is None or pair[0] in parsed.run_entries:
+        parsed.run_malformed = True
+        return
+    parsed.run_entries[pair[0]] = pair[1]
+
+
+def _add_app_member(parsed: ParsedBaggage, raw_key: str, equals: str, raw: str, size: int) -> None:
+    pair = _decode_pair(raw_key, equals, raw, size)
+    if pair is None or pair[0].startswith(PREFIX):
+        parsed.app_rejected += 1
+        return
+    parsed.app_entries[pair[0]] = pair[1]

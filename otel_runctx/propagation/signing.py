@@ -1,0 +1,111 @@
+"""HMAC-SHA256 signatures over a run's baggage entries, so a service can refuse forged runs.
+
+Canonical form (version 1), the exact bytes that are signed::
+
+    runctx-sig/v1 LF <key id> LF <line for each key in SIGNED_KEYS order, joined by LF>
+
+where a present field's line is ``<key>=<value percent-encoded as in the baggage header>`` and
+an absent field's line is the bare ``<key>``. Every signed key has a line whether or not it was
+sent, so a field added in transit (say a ``runctx.tenant_id`` that lean mode left out) breaks
+the signature, and a percent-encoded value cannot contain LF, so lines cannot be forged. The
+whole text is ASCII.
+
+The signature travels as the baggage entry ``runctx.sig`` with the value
+``v1:<key id>:<base64url HMAC, no padding>``. The key id lets a verifier pick the one key to
+try, so rotation costs one HMAC no matter how many keys are configured.
+
+A signature proves which deployment minted the run fields; it does not stop a replay of a
+header someone captured, and it says nothing about app baggage (which is never signed).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+
+from otel_runctx import keys
+from otel_runctx.config import SigningKey
+from otel_runctx.propagation.codec import encode, is_plain_value
+
+__all__ = ["SIGNATURE_KEY", "SIGNED_KEYS", "canonical_bytes", "sign", "verify"]
+
+SIGNATURE_KEY = "runctx.sig"
+_VERSION = "v1"
+_DOMAIN = "runctx-sig/v1"
+
+#: Every run field, in the order the canonical form lists them.
+SIGNED_KEYS = (
+    keys.RUN_ID,
+    keys.ROOT_RUN_ID,
+    keys.PARENT_RUN_ID,
+    keys.WORKFLOW,
+    keys.EVENT_ID,
+    keys.CUSTOMER_ID,
+    keys.TENANT_ID,
+    keys.ENVIRONMENT,
+    keys.ATTEMPT,
+    keys.RETRY_OF_RUN_ID,
+    keys.DEADLINE,
+)
+
+_MAC_TEXT_LENGTH = 43  # base64url of 32 bytes, unpadded
+
+
+def canonical_bytes(key_id: str, entries: Mapping[str, str]) -> bytes:
+    """The bytes signed for ``entries`` (decoded run baggage values) under ``key_id``."""
+    values = [entries.get(key) for key in SIGNED_KEYS]
+    # One check for the usual case where no value needs escaping, instead of one per value.
+    plain = is_plain_value("".join(value for value in values if value is not None))
+    lines = [_DOMAIN, key_id]
+    for key, value in zip(SIGNED_KEYS, values, strict=True):
+        if value is None:
+            lines.append(key)
+        else:
+            lines.append(f"{key}={value if plain else encode(value)}")
+    return "\n".join(lines).encode("ascii")
+
+
+@functools.lru_cache(maxsize=64)
+def _keyed_hmac(secret: bytes) -> hmac.HMAC:
+    # The key schedule is done once per secret; each MAC starts from a copy of it.
+    return hmac.new(secret, digestmod=hashlib.sha256)
+
+
+def _mac(secret: bytes, key_id: str, entries: Mapping[str, str]) -> bytes:
+    mac = _keyed_hmac(secret).copy()
+    mac.update(canonical_bytes(key_id, entries))
+    return mac.digest()
+
+
+def _mac_text(secret: bytes, key_id: str, entries: Mapping[str, str]) -> bytes:
+    return base64.urlsafe_b64encode(_mac(secret, key_id, entries)).rstrip(b"=")
+
+
+def sign(key: SigningKey, entries: Mapping[str, str]) -> str:
+    """The ``runctx.sig`` value for ``entries`` signed with ``key``."""
+    return f"{_VERSION}:{key.key_id}:{_mac_text(key.secret, key.key_id, entries).decode('ascii')}"
+
+
+def verify(signature: str | None, entries: Mapping[str, str], keys: Sequence[SigningKey]) -> str:
+    """Check ``signature`` over ``entries``; return ``"ok"`` or why it failed.
+
+    Failure reasons: ``"missing"``, ``"malformed"``, ``"unknown_key"`` (signed with a key this
+    service does not hold: retired, or never shared), ``"mismatch"`` (tampered, or a wrong
+    secret under a known id).
+    """
+    if signature is None:
+        return "missing"
+    version, _, rest = signature.partition(":")
+    key_id, _, mac_text = rest.partition(":")
+    if version != _VERSION or len(mac_text) != _MAC_TEXT_LENGTH or not key_id.isascii():
+        return "malformed"
+    for key in keys:
+        if key.key_id == key_id:
+            # Compared as text: any character outside base64url simply fails to match.
+            received = mac_text.encode("utf-8", "replace")
+            expected = _mac_text(key.secret, key_id, entries)
+            return "ok" if hmac.compare_digest(expected, received) else "mismatch"
+    return "unknown_key"
