@@ -19,8 +19,9 @@ second ``emit_outcome`` for the same run is **rejected** (returns False, is coun
 ``errors.emit_outcome.duplicate`` and logged), because the first one may already be on its way
 to the collector and cannot be taken back.
 
-Per-run state lives from the run's start to its end only, so memory is bounded by the number
-of live runs.
+Per-run state lives from the run's start to its end; after that only the run id is remembered
+(the last 65,536), so that code still running after its run ended (e.g. a thread an isolation
+timeout gave up on) cannot add a second outcome.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ __all__ = ["emit_outcome", "live_run_count", "run_ended", "run_started"]
 
 #: Most runs tracked at once; a run started beyond this gets no automatic outcome (counted).
 MAX_LIVE_RUNS = 1_000_000
-#: Runs not started in this process (e.g. restored from baggage) whose outcome was recorded
-#: here; remembered so a second one is rejected too. Oldest forgotten first.
-MAX_FOREIGN_RUNS = 10_000
+#: Runs that already have an outcome but are not live here: runs that ended (code still running
+#: after its run ended, e.g. a thread an isolation timeout gave up on, must not add a second
+#: outcome) and runs not started in this process (restored from baggage). Oldest forgotten first.
+MAX_REMEMBERED_RUNS = 65_536
 
 
 @dataclass(slots=True)
@@ -62,7 +64,14 @@ class _LiveRun:
 
 _lock = threading.Lock()
 _live: dict[str, _LiveRun] = {}
-_foreign_recorded: OrderedDict[str, None] = OrderedDict()
+_remembered: OrderedDict[str, None] = OrderedDict()
+
+
+def _remember(run_id: str) -> None:
+    """Note (under ``_lock``) that ``run_id`` has its outcome and is not live."""
+    _remembered[run_id] = None
+    if len(_remembered) > MAX_REMEMBERED_RUNS:
+        _remembered.popitem(last=False)
 
 
 def run_started(run: RunContext, span: Span | None, context: Context | None) -> None:
@@ -83,6 +92,8 @@ def run_ended(run: RunContext, error: BaseException | None, status: RunStatus | 
     try:
         with _lock:
             live = _live.pop(run.run_id, None)
+            if live is not None:
+                _remember(run.run_id)
         usage = usage_rollup.finish_run(run.run_id)
         if live is None or live.recorded:
             return
@@ -173,10 +184,8 @@ def emit_outcome(
             duplicate = live.recorded
             live.recorded = True
         else:
-            duplicate = run.run_id in _foreign_recorded
-            _foreign_recorded[run.run_id] = None
-            if len(_foreign_recorded) > MAX_FOREIGN_RUNS:
-                _foreign_recorded.popitem(last=False)
+            duplicate = run.run_id in _remembered
+            _remember(run.run_id)
     if duplicate:
         report_error(
             "emit_outcome.duplicate",
@@ -212,4 +221,4 @@ def has_outcome(run: RunContext | None = None) -> bool:
         return False
     with _lock:
         live = _live.get(run.run_id)
-        return live.recorded if live is not None else run.run_id in _foreign_recorded
+        return live.recorded if live is not None else run.run_id in _remembered

@@ -185,6 +185,30 @@ def test_status_hint_from_the_closer_wins(logs: InMemoryLogRecordExporter) -> No
     assert only_outcome(logs)["runctx.outcome.status"] == "timeout"
 
 
+def test_isolation_timeout_records_timeout_and_the_late_worker_cannot_add_another(
+    logs: InMemoryLogRecordExporter,
+) -> None:
+    from otel_runctx.isolation import run_isolated
+
+    late: list[bool] = []
+    finished = threading.Event()
+
+    def slow() -> None:
+        time.sleep(0.2)
+        late.append(emit_outcome("success"))  # the run already ended as TIMEOUT
+        finished.set()
+
+    isolated = RunContext.create("isolated", event_id="T-6b", customer_id="acme")
+    with pytest.raises(TimeoutError):
+        run_isolated(slow, run=isolated, timeout=0.05)
+    assert finished.wait(5)
+    assert late == [False]
+    event = only_outcome(logs)
+    assert event["runctx.run_id"] == isolated.run_id
+    assert event["runctx.outcome.status"] == "timeout"
+    assert event["runctx.outcome.error_type"] == "TimeoutError"
+
+
 def test_child_runs_get_their_own_outcome(logs: InMemoryLogRecordExporter) -> None:
     with run("parent", event_id="T-7", customer_id="acme") as parent:
         with pytest.raises(ValueError):
