@@ -22,8 +22,9 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExportResult,
 )
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
 
-from benchmarks._harness import Row, percentile
+from benchmarks._harness import Row, ns_per_op, percentile
 from otel_runctx import emit_outcome, run
 from otel_runctx.exporters import OutcomeSpool
 from otel_runctx.exporters.outcome import activate_spool
@@ -36,6 +37,7 @@ from otel_runctx.exporters.records import (
 from otel_runctx.exporters.store import SpoolStore
 from otel_runctx.outcome_events import flush_outcome_events
 from otel_runctx.outcome_model import make_outcome
+from otel_runctx.processors import RunContextSpanProcessor, UsageRollupProcessor
 
 TITLE = "Outcomes: emit_outcome on the caller's thread, and outcomes/s through the spool"
 
@@ -136,6 +138,33 @@ def _ingest_row(directory: Path, record: LogRecord, resource: Resource, total: i
     )
 
 
+def _usage_rows(quick: bool) -> list[Row]:
+    """What the usage roll-up adds to each span of a run (an LLM span with gen_ai attributes)."""
+    rows: list[Row] = []
+    for name, processors in (
+        ("LLM span in a run: stamping only", [RunContextSpanProcessor()]),
+        ("LLM span in a run: + usage roll-up", [RunContextSpanProcessor(), UsageRollupProcessor()]),
+    ):
+        provider = TracerProvider()
+        for processor in processors:
+            provider.add_span_processor(processor)
+        tracer = provider.get_tracer("bench")
+        attributes = {
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 1200,
+            "gen_ai.usage.output_tokens": 300,
+        }
+        with run("bench", event_id="usage", customer_id="c"):
+            cost = ns_per_op(
+                lambda tracer=tracer, attributes=attributes: tracer.start_span(
+                    "chat", attributes=attributes
+                ).end(),
+                ops=2_000 if quick else 20_000,
+            )
+        rows.append(Row(name, cost, rows[0].name if rows else None))
+    return rows
+
+
 def measure(quick: bool) -> list[Row]:
     _ensure_logger_provider()
     count = 1_000 if quick else 5_000
@@ -215,7 +244,9 @@ def measure(quick: bool) -> list[Row]:
             )
         )
         spool.shutdown()
+        activate_spool(previous)
         rows.append(_ingest_row(directory, record, resource, total))
+        rows.extend(_usage_rows(quick))
     finally:
         activate_spool(previous)
         shutil.rmtree(directory, ignore_errors=True)

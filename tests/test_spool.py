@@ -370,3 +370,29 @@ def test_full_segments_roll_over_and_are_removed_once_stored(
     # Only the current segment and the spare the worker prepared remain.
     assert len(list(spool.intake_directory.glob("*.journal"))) == 2
     spool.shutdown(timeout=2)
+
+
+def test_many_threads_rolling_segments_under_a_busy_worker_lose_nothing(
+    spool_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_runctx.exporters import journal
+
+    stats.reset()
+    monkeypatch.setattr(journal, "SEGMENT_BYTES", 8192)  # a new segment every ~15 records
+    exporter = RecordingExporter()
+    spool = make_spool(spool_path, exporter, poll_interval=0.001)
+
+    def writer(n: int) -> None:
+        for i in range(300):
+            oid = f"t{n}-{i}"
+            assert spool.append(record(oid, "x" * 300), oid, RESOURCE, ("t", None))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert spool.flush(timeout=30)
+    assert sorted(set(exporter.ids())) == sorted(f"t{n}-{i}" for n in range(4) for i in range(300))
+    assert not any(name.startswith("errors.") for name in stats.snapshot())
+    spool.shutdown(timeout=2)

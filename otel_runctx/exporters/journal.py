@@ -130,12 +130,22 @@ class IntakeJournal:
         """Create the next segment ahead of time (the worker calls this), so a caller that
         fills the current one does not have to create a file."""
         if self._spare is None:
-            self._spare = self._create(SEGMENT_BYTES)
+            spare = self._create(SEGMENT_BYTES)
+            with self._lock:
+                if self._spare is None:
+                    self._spare = spare
+                    return
+            self._discard(*spare)
 
     def append(self, lines: bytes, resource_line: bytes, digest: str) -> None:
-        """Copy ``lines`` in (with the resource definition first if this segment lacks it)."""
+        """Copy ``lines`` in (with the resource definition first if this segment lacks it).
+
+        Raises RuntimeError once the journal is sealed.
+        """
         with self._lock:
-            segment = self._segments[self.path]
+            segment = self._segments.get(self.path)
+            if segment is None:
+                raise RuntimeError("the outcome journal is closed")
             if digest not in self.defined_resources:
                 lines = resource_line + lines
             end = segment.size + len(lines)
@@ -156,8 +166,9 @@ class IntakeJournal:
 
     def own_segments(self) -> list[tuple[Path, bool]]:
         """This process's segments, oldest first, each with whether it is still written to."""
-        current = self.path
-        return [(path, path == current) for path in sorted(self._segments)]
+        with self._lock:  # a consistent view: a caller may be switching segments right now
+            current = self.path
+            return [(path, path == current) for path in sorted(self._segments)]
 
     def read_own(self, path: Path, offset: int) -> tuple[list[bytes], int]:
         """Lines of one of this process's segments from ``offset``, and the offset after them."""
@@ -175,14 +186,25 @@ class IntakeJournal:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
-    def retire(self, path: Path) -> None:
-        """Unmap and delete a finished segment once everything in it is in the store."""
+    def seal(self) -> None:
+        """Take no more lines: every segment becomes finished, so all of them can be retired."""
         with self._lock:
+            self.path = self.directory / "(sealed)"
+
+    def retire(self, path: Path) -> bool:
+        """Unmap and delete a finished segment once everything in it is in the store.
+
+        Returns False (and keeps it) if ``path`` is the segment being written to.
+        """
+        with self._lock:
+            if path == self.path:
+                return False
             segment = self._segments.pop(path, None)
         if segment is not None:
             segment.map.close()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+        return True
 
     def orphan_files(self) -> Iterator[tuple[str, list[Path]]]:
         """Journals of owners that are no longer running, grouped by owner."""

@@ -101,7 +101,14 @@ class OutcomeSpool:
     def append(
         self, record: LogRecord, outcome_id: str, resource: Resource, scope: tuple[str, str | None]
     ) -> bool:
-        """Write ``record`` to disk now; the worker sends it later. Never raises."""
+        """Write ``record`` to disk now; the worker sends it later. Never raises.
+
+        Returns False when the record was not written (the caller then emits it the ordinary
+        way): after ``shutdown()``, or on an error (counted and logged).
+        """
+        if self._stopping:
+            count("outcome_spool.after_shutdown")
+            return False
         try:
             if self._needs_setup:
                 self._setup_after_fork()
@@ -150,6 +157,7 @@ class OutcomeSpool:
         try:
             # The worker is gone, so its connection is free: move the rest of this process's
             # journals into the store, then remove them and the owner lock.
+            self._journal.seal()
             for path, _ in self._journal.own_segments():
                 self._ingest_own_segment(path, finished=True)
             self._journal.close(remove_lock=True)
@@ -233,8 +241,7 @@ class OutcomeSpool:
         offset = self._store.journal_offset(path.name)
         lines, end = self._journal.read_own(path, offset)
         self._ingest_lines(path, lines, end)
-        if finished:
-            self._journal.retire(path)
+        if finished and self._journal.retire(path):
             self._store.forget_journal(path.name)
 
     def _ingest_orphans(self) -> None:
