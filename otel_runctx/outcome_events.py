@@ -103,7 +103,9 @@ def flush_outcome_events(timeout: float = 5.0) -> bool:
 
 def _after_fork_in_child() -> None:
     global _handoff
-    # The parent's thread does not exist here; records queued at fork time are the parent's.
+    # The parent's thread does not exist here, and records queued at fork time are the parent's
+    # to emit: drop the child's copy, so the inherited atexit flush finds nothing to wait for.
+    _handoff._queue.clear()
     _handoff = _Handoff()
 
 
