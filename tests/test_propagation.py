@@ -15,6 +15,8 @@ from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_runctx import keys, run, stats
@@ -79,15 +81,12 @@ def test_full_mode_carries_every_set_field_and_lean_mode_only_the_lean_keys() ->
 
 
 def test_spans_started_in_the_extracted_context_are_stamped_with_the_inbound_run() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    # A private provider: a processor added to the session's global one would stay there and
-    # stamp the spans of every later test.
-    spans = InMemorySpanExporter()
+    # A private provider: adding our processor to the session's global one would leak into
+    # tests that prove the root span is stamped without it.
+    exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(RunContextSpanProcessor())
-    provider.add_span_processor(SimpleSpanProcessor(spans))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
     sent = a_run()
     context = hop(propagator(), propagator(), with_run_context(sent))
     token = otel_context.attach(context)
@@ -96,7 +95,7 @@ def test_spans_started_in_the_extracted_context_are_stamped_with_the_inbound_run
             pass
     finally:
         otel_context.detach(token)
-    (span,) = spans.get_finished_spans()
+    (span,) = exporter.get_finished_spans()
     assert span.attributes is not None
     assert span.attributes[keys.RUN_ID] == sent.run_id
     assert span.attributes[keys.CUSTOMER_ID] == "acme"

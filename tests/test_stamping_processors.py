@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_runctx import RunContext, reset_run_context, run, set_run_context, stats
+from otel_runctx.config import reload_settings
 from otel_runctx.processors import _fast_stamp, _lookup
 from tests.stamping_helpers import by_name, runctx_attributes, stamped_tracer
 
@@ -159,6 +160,28 @@ def test_runctx_baggage_from_upstream_is_stamped_when_no_run_is_set(stamper: str
     for span in exporter.get_finished_spans():
         assert runctx_attributes(span) == dict(upstream_run.to_span_attributes()), span.name
         assert "other.vendor" not in (span.attributes or {})
+
+
+@pytest.mark.parametrize("mode", ["verify", "ignore"])
+def test_baggage_is_not_stamped_unless_inbound_runs_are_trusted(mode: str) -> None:
+    # Stock baggage carries no signature: a `verify` edge must not let it choose the customer.
+    _lookup.clear_baggage_cache()
+    keys_env = {"OTEL_RUNCTX_SIGNING_KEYS": "k1:0123456789abcdef0123"} if mode == "verify" else {}
+    reload_settings({"OTEL_RUNCTX_INBOUND": mode, **keys_env})
+    try:
+        tracer, exporter = stamped_tracer()
+        forged = RunContext.create("forged", event_id="e-f", customer_id="someone-else")
+        token = otel_context.attach(_downstream_context(forged.to_baggage_dict()))
+        try:
+            with tracer.start_as_current_span("handler"):
+                pass
+        finally:
+            otel_context.detach(token)
+        (span,) = exporter.get_finished_spans()
+        assert runctx_attributes(span) == {}
+    finally:
+        reload_settings({})
+        _lookup.clear_baggage_cache()
 
 
 def test_a_set_run_wins_over_baggage() -> None:

@@ -5,6 +5,9 @@ baggage entries, and no RunContext is set here. Those entries are untrusted inpu
 validated by :meth:`RunContext.from_baggage` (invalid -> not stamped, counted and logged), and the
 rebuilt run is cached per distinct baggage content in a small LRU, so the spans of one inbound
 request pay for the rebuild once. The cache is the only state, and it is bounded.
+
+Baggage is only read under ``OTEL_RUNCTX_INBOUND=trust``: unsigned stock baggage cannot satisfy
+``verify``, and ``ignore`` means inbound runs are not used at all.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from opentelemetry import baggage
 from opentelemetry.context import Context, get_current
 
 from otel_runctx import keys
+from otel_runctx.config import get_settings
 from otel_runctx.context import _RUN_CONTEXT_KEY, RunContext
 from otel_runctx.stats import report_error
 
@@ -41,7 +45,7 @@ def _run_in(context: Context) -> RunContext | None:
     if isinstance(run, RunContext):
         return run
     entries = baggage.get_all(context)
-    if keys.RUN_ID not in entries:
+    if keys.RUN_ID not in entries or get_settings().inbound != "trust":
         return None
     try:
         key = frozenset(entries.items())

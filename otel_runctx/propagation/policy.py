@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 
 from otel_runctx import keys, stats
 from otel_runctx.config import Settings
 from otel_runctx.context import RunContext
 from otel_runctx.propagation.codec import ParsedBaggage
 from otel_runctx.propagation.signing import SIGNATURE_KEY, SIGNED_KEYS, verify
+from otel_runctx.validation import check_text
 
 __all__ = ["inbound_run", "log_rejection"]
 
@@ -36,7 +38,8 @@ def inbound_run(parsed: ParsedBaggage, settings: Settings) -> RunContext | None:
         stats.count("propagation.ignored")
         return None
     entries = {key: parsed.run_entries[key] for key in SIGNED_KEYS if key in parsed.run_entries}
-    run = None if parsed.run_malformed else _validated_run(entries)
+    usable = not parsed.run_malformed and _all_entries_are_text(parsed.run_entries)
+    run = _validated_run(entries) if usable else None
     if run is None:
         stats.count("propagation.rejected_invalid")
         log_rejection("rejected_invalid", "an inbound run had a missing or invalid field")
@@ -49,6 +52,16 @@ def inbound_run(parsed: ParsedBaggage, settings: Settings) -> RunContext | None:
             return None
     stats.count("propagation.accepted")
     return run
+
+
+def _all_entries_are_text(run_entries: Mapping[str, str]) -> bool:
+    """Every ``runctx.*`` entry, the signature and unknown keys too, passes the text rules."""
+    try:
+        for key, value in run_entries.items():
+            check_text(key, value)
+    except ValueError:
+        return False
+    return True
 
 
 def _validated_run(entries: dict[str, str]) -> RunContext | None:
