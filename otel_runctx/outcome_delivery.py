@@ -86,7 +86,12 @@ def deliver_outcome(
         extra["runctx.outcome.duration_ms"] = duration_seconds * 1000.0
     if usage is not None:
         try:
-            extra.update(usage.to_attributes(get_price_table()))
+            prices = get_price_table()
+        except Exception as error:  # a broken price file: tokens without cost
+            report_error("outcome.prices", error)
+            prices = None
+        try:
+            extra.update(usage.to_attributes(prices))
         except Exception as error:
             report_error("outcome.usage", error)
     if root_span is not None:

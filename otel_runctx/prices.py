@@ -129,13 +129,21 @@ _loaded: tuple[Path | None, PriceTable | None] | None = None
 
 
 def get_price_table() -> PriceTable | None:
-    """The price table named by ``OTEL_RUNCTX_PRICES`` (loaded once per path), or None."""
+    """The price table named by ``OTEL_RUNCTX_PRICES`` (loaded once per path), or None.
+
+    Raises ConfigError the first time if the file is broken; None after that.
+    """
     global _loaded
     path = get_settings().prices_path
     loaded = _loaded
     if loaded is not None and loaded[0] == path:
         return loaded[1]
     with _lock:
-        table = load_price_table(path) if path is not None else None
+        try:
+            table = load_price_table(path) if path is not None else None
+        finally:
+            # A broken file is reported once (the ConfigError propagates this time), not
+            # re-read for every outcome: until the setting changes there is no price table.
+            _loaded = (path, None)
         _loaded = (path, table)
     return table

@@ -183,3 +183,23 @@ def test_models_per_run_are_capped(logs: InMemoryLogRecordExporter, tracer: Trac
     assert len(event["runctx.usage.models"]) == usage.MAX_MODELS_PER_RUN + 1
     assert usage.OTHER_MODEL in event["runctx.usage.models"]
     assert event["runctx.usage.input_tokens"] == usage.MAX_MODELS_PER_RUN + 5
+
+
+def test_a_broken_price_file_is_reported_once_and_outcomes_still_flow(
+    logs: InMemoryLogRecordExporter, tracer: Tracer, tmp_path: Path
+) -> None:
+    broken = tmp_path / "prices.json"
+    broken.write_text("{not json")
+    config.reload_settings({"OTEL_RUNCTX_PRICES": str(broken)})
+    before = stats.snapshot().get("errors.outcome.prices", 0)
+    try:
+        for i in range(3):
+            with run("agent", event_id=f"U-8-{i}", customer_id="acme"):
+                llm_call(tracer, "m", 10, 1)
+    finally:
+        config.reload_settings()
+    events = [attributes_of(r) for r in outcome_records(logs)]
+    assert len(events) == 3
+    assert stats.snapshot()["errors.outcome.prices"] == before + 1  # read and reported once
+    assert all("runctx.usage.cost" not in e for e in events)
+    assert [e["runctx.usage.input_tokens"] for e in events] == [10, 10, 10]
