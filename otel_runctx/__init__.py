@@ -11,6 +11,7 @@ from otel_runctx.context import (
 )
 from otel_runctx.decorators import workflow
 from otel_runctx.ids import generate_run_id
+from otel_runctx.outcomes import emit_outcome
 from otel_runctx.runs import run
 from otel_runctx.setup import configure
 
@@ -19,6 +20,7 @@ __all__ = [
     "RunContext",
     "RunStatus",
     "configure",
+    "emit_outcome",
     "generate_run_id",
     "get_run_context",
     "require_run_context",

@@ -9,19 +9,26 @@ misbehaving on the hot path.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote
 
 PropagationMode = Literal["lean", "full"]
+OtlpProtocol = Literal["grpc", "http/protobuf"]
 InboundPolicy = Literal["trust", "verify", "ignore"]
 
 ENV_ENVIRONMENT = "OTEL_RUNCTX_ENVIRONMENT"
 ENV_PROPAGATION_MODE = "OTEL_RUNCTX_PROPAGATION_MODE"
 ENV_INBOUND = "OTEL_RUNCTX_INBOUND"
 ENV_SIGNING_KEYS = "OTEL_RUNCTX_SIGNING_KEYS"
+ENV_OUTCOME_SPOOL = "OTEL_RUNCTX_OUTCOME_SPOOL"
+ENV_OUTCOME_SPOOL_MAX_MB = "OTEL_RUNCTX_OUTCOME_SPOOL_MAX_MB"
+ENV_OUTCOME_METRICS_CUSTOMER = "OTEL_RUNCTX_OUTCOME_METRICS_CUSTOMER"
+ENV_PRICES = "OTEL_RUNCTX_PRICES"
 ENV_JSONL_PATH = "OTEL_RUNCTX_JSONL_PATH"
 
 DEFAULT_ENVIRONMENT = "production"
@@ -53,6 +60,15 @@ class Settings:
 
     environment: str = DEFAULT_ENVIRONMENT
     propagation_mode: PropagationMode = "lean"
+    #: Where outcome events are spooled before delivery; None when the spool is off.
+    outcome_spool: Path | None = None
+    outcome_spool_max_bytes: int = 100 * 1024 * 1024
+    #: Add ``runctx.customer_id`` as a dimension of the run metrics (high cardinality).
+    outcome_metrics_customer: bool = False
+    #: The price table file for the usage roll-up's cost estimate, if any.
+    prices_path: Path | None = None
+    #: The protocol the outcome spool forwards with (the stock OTLP log exporter's).
+    otlp_logs_protocol: OtlpProtocol = "grpc"
     inbound: InboundPolicy = "trust"
     #: The first key signs outbound runs; every key verifies inbound ones.
     signing_keys: tuple[SigningKey, ...] = ()
@@ -73,6 +89,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         environment=_environment(env),
         propagation_mode=_choice(env, ENV_PROPAGATION_MODE, ("lean", "full"), "lean"),  # type: ignore[arg-type]
+        outcome_spool=_outcome_spool(env),
+        outcome_spool_max_bytes=_positive_int(env, ENV_OUTCOME_SPOOL_MAX_MB, 100) * 1024 * 1024,
+        outcome_metrics_customer=_flag(env, ENV_OUTCOME_METRICS_CUSTOMER, False),
+        prices_path=Path(env[ENV_PRICES].strip()) if env.get(ENV_PRICES, "").strip() else None,
+        otlp_logs_protocol=_otlp_logs_protocol(env),
         inbound=inbound,  # type: ignore[arg-type]
         signing_keys=signing_keys,
         jsonl_path=env.get(ENV_JSONL_PATH, "").strip() or DEFAULT_JSONL_PATH,
@@ -125,6 +146,46 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
             f"(default: {default})"
         )
     return raw
+
+
+def _outcome_spool(env: Mapping[str, str]) -> Path | None:
+    raw = env.get(ENV_OUTCOME_SPOOL, "").strip()
+    if raw.lower() in ("off", "none", "false", "0"):
+        return None
+    if raw:
+        return Path(raw).expanduser()
+    cache = env.get("XDG_CACHE_HOME", "").strip()
+    if cache:
+        base = Path(cache)
+    else:
+        try:
+            base = Path.home() / ".cache"
+        except RuntimeError:  # no home directory (some containers): a per-user temp dir
+            base = Path(tempfile.gettempdir()) / f"otel-runctx-{os.getuid()}"
+    return base / "otel-runctx" / "outcomes.sqlite3"
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
+        raise ConfigError(f"{name}={env[name]!r} is not valid; expected a positive integer")
+    return int(raw)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _choice(env, name, ("true", "false"), "true" if default else "false")
+    return raw == "true"
+
+
+def _otlp_logs_protocol(env: Mapping[str, str]) -> OtlpProtocol:
+    for name in ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        if env.get(name, "").strip():
+            if _choice(env, name, ("grpc", "http/protobuf"), "grpc") == "http/protobuf":
+                return "http/protobuf"
+            return "grpc"
+    return "grpc"
 
 
 def _signing_keys(env: Mapping[str, str]) -> tuple[SigningKey, ...]:

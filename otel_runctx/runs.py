@@ -16,6 +16,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from otel_runctx import outcomes
 from otel_runctx.context import RunContext, RunStatus, get_run_context, with_run_context
 
 __all__ = ["RunScope", "run"]
@@ -120,18 +121,23 @@ class RunScope:
         )
         self.run, self.span = run, span
         self.context = trace.set_span_in_context(span, run_context)
+        outcomes.run_started(run, span, self.context)
         return self.context
 
     def close(self, error: BaseException | None, status: RunStatus | None = None) -> None:
-        """End the run: record ``error`` (if any) on the root span and end it.
+        """End the run: record its automatic outcome (unless it has one), ``error`` (if any) on
+        the root span, and end the span.
 
         ``status`` lets a caller that knows better than the exception say how the run ended
-        (e.g. ``RunStatus.TIMEOUT`` when an isolation timeout stopped it).
+        (e.g. ``RunStatus.TIMEOUT`` when an isolation timeout stopped it); it is used for the
+        automatic outcome.
         """
         span = self.span
         if span is None:
             return
         self.span = None
+        if self.run is not None:
+            outcomes.run_ended(self.run, error, status)
         if error is not None:
             span.record_exception(error, escaped=True)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))

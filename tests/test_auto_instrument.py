@@ -145,7 +145,11 @@ def test_another_vendors_configurator_is_rescued_by_the_pre_instrument_hook(
     )
     _assert_in_run_stamped(records)
     # Put in front of the vendor's synchronous exporting processor, or logs would go unstamped.
-    assert report["span_processors"] == ["RunContextSpanProcessor", "SimpleSpanProcessor"]
+    assert report["span_processors"] == [
+        "RunContextSpanProcessor",
+        "UsageRollupProcessor",
+        "SimpleSpanProcessor",
+    ]
     assert report["log_processors"] == ["RunContextLogProcessor", "SimpleLogRecordProcessor"]
 
 
@@ -220,4 +224,8 @@ def test_a_declarative_config_file_decides_propagators_and_is_still_stamped(
     )
     report, _ = _run_instrumented(tmp_path, {"OTEL_CONFIG_FILE": str(config)})
     assert report["propagators"] == ["TraceContextTextMapPropagator"]
-    assert report["span_processors"] == ["RunContextSpanProcessor", "SimpleSpanProcessor"]
+    assert report["span_processors"] == [
+        "RunContextSpanProcessor",
+        "UsageRollupProcessor",
+        "SimpleSpanProcessor",
+    ]

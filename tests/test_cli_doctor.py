@@ -76,7 +76,10 @@ def test_doctor_configure_builds_from_env_and_passes() -> None:
         _env(OTEL_TRACES_EXPORTER="console", OTEL_LOGS_EXPORTER="console"),
     )
     assert done.returncode == 0, done.stdout
-    assert "ok       span processors: RunContextSpanProcessor -> BatchSpanProcessor" in done.stdout
+    assert (
+        "ok       span processors: RunContextSpanProcessor -> UsageRollupProcessor -> "
+        "BatchSpanProcessor" in done.stdout
+    )
     # configure() does not patch threads (that stays opt-in): doctor says how to turn it on.
     assert "WARN     threads: ThreadPoolExecutor jobs and new threads start without" in done.stdout
 

@@ -1,1 +1,6 @@
-"""Exporters: the local JSONL file exporter and the run outcome exporter."""
+"""Exporters: the local JSONL file exporter and the durable run outcome exporter (+ spool)."""
+
+from otel_runctx.exporters.outcome import OutcomeExporter
+from otel_runctx.exporters.spool import OutcomeSpool
+
+__all__ = ["OutcomeExporter", "OutcomeSpool"]

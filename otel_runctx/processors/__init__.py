@@ -2,5 +2,6 @@
 
 from otel_runctx.processors.logs import RunContextLogProcessor
 from otel_runctx.processors.span import RunContextSpanProcessor
+from otel_runctx.processors.usage import UsageRollupProcessor
 
-__all__ = ["RunContextLogProcessor", "RunContextSpanProcessor"]
+__all__ = ["RunContextLogProcessor", "RunContextSpanProcessor", "UsageRollupProcessor"]

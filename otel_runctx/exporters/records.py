@@ -1,0 +1,145 @@
+"""Outcome log records as journal lines and back.
+
+A line is ``o<TAB>outcome_id<TAB>resource_digest<TAB>json`` for a record, or
+``r<TAB>digest<TAB>json`` for a resource. The worker splits a line on its first tabs to file it
+without parsing the JSON (JSON text never holds a raw tab or newline), and the store keeps the
+JSON part. A record refers to its resource by digest; the resource is written once per journal,
+because its attributes are the same for every record of a process and would otherwise make each
+line several times longer.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+__all__ = [
+    "decode_body",
+    "decode_record",
+    "decode_resource",
+    "encode_record",
+    "encode_resource",
+    "resource_digest",
+    "split_line",
+]
+
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+_digest_lock = threading.Lock()
+# Keyed by id(); the Resource is kept in the value so the id cannot be reused while cached.
+_digests: dict[int, tuple[Resource, str]] = {}
+
+
+def resource_digest(resource: Resource) -> str:
+    """A short stable digest of ``resource`` (cached per Resource object)."""
+    cached = _digests.get(id(resource))
+    if cached is not None and cached[0] is resource:
+        return cached[1]
+    body = _dumps([dict(resource.attributes), resource.schema_url or ""])
+    digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+    with _digest_lock:
+        if len(_digests) > 64:
+            _digests.clear()
+        _digests[id(resource)] = (resource, digest)
+    return digest
+
+
+def encode_resource(resource: Resource) -> bytes:
+    """The journal line that defines ``resource`` for the record lines that refer to it."""
+    digest = resource_digest(resource)
+    line = _resource_lines.get(digest)
+    if line is None:
+        body = _dumps({"a": dict(resource.attributes), "u": resource.schema_url or ""})
+        line = _resource_lines[digest] = f"r\t{digest}\t{body}\n".encode()
+    return line
+
+
+_resource_lines: dict[str, bytes] = {}
+
+
+def encode_record(
+    record: LogRecord, outcome_id: str, resource: Resource, scope: tuple[str, str | None]
+) -> bytes:
+    """The journal line for one outcome record."""
+    body = {
+        "t": record.timestamp,
+        "ot": record.observed_timestamp,
+        "tr": record.trace_id or 0,
+        "sp": record.span_id or 0,
+        "fl": int(record.trace_flags or 0),
+        "sn": record.severity_number.value if record.severity_number is not None else None,
+        "st": record.severity_text,
+        "b": record.body,
+        "a": record.attributes or {},
+        "e": record.event_name,
+        "sc": scope,
+    }
+    return f"o\t{outcome_id}\t{resource_digest(resource)}\t{_dumps(body)}\n".encode()
+
+
+def split_line(line: bytes) -> tuple[str, str, str, bytes]:
+    """(kind, outcome_id, digest, json) of a journal line; ``outcome_id`` is "" for a resource.
+
+    Raises ValueError for a line this module did not write.
+    """
+    if line.startswith(b"o\t"):
+        _, outcome_id, digest, body = line.split(b"\t", 3)
+        return "o", outcome_id.decode(), digest.decode(), body
+    if line.startswith(b"r\t"):
+        _, digest, body = line.split(b"\t", 2)
+        return "r", "", digest.decode(), body
+    raise ValueError("not a journal line")
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """Parse the JSON part of a line."""
+    value = json.loads(body)
+    if not isinstance(value, dict):
+        raise ValueError("not a journal record")
+    return value
+
+
+def decode_resource(payload: Mapping[str, Any]) -> Resource:
+    return Resource(dict(payload["a"]), payload.get("u") or None)
+
+
+def decode_record(payload: Mapping[str, Any], resource: Resource) -> ReadableLogRecord:
+    """Rebuild the ReadableLogRecord a stock exporter can send."""
+    severity = payload.get("sn")
+    span_context = SpanContext(
+        trace_id=payload["tr"],
+        span_id=payload["sp"],
+        is_remote=False,
+        trace_flags=TraceFlags(payload["fl"]),
+    )
+    record = LogRecord(
+        timestamp=payload["t"],
+        observed_timestamp=payload["ot"],
+        # An explicit (empty) base context: the record must not pick up the worker's context.
+        context=set_span_in_context(NonRecordingSpan(span_context), Context()),
+        severity_text=payload.get("st"),
+        severity_number=SeverityNumber(severity) if severity is not None else None,
+        body=payload.get("b"),
+        attributes=payload["a"],
+        event_name=payload.get("e"),
+    )
+    name, version = payload["sc"]
+    return ReadableLogRecord(
+        log_record=record, resource=resource, instrumentation_scope=_scope(name, version)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _scope(name: str, version: str | None) -> InstrumentationScope:
+    return InstrumentationScope(name, version)

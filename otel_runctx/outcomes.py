@@ -1,0 +1,224 @@
+"""Outcomes: every run ends with exactly one, explicit (``emit_outcome``) or automatic.
+
+``emit_outcome`` records the active run's outcome at once. A run that ends without one gets an
+automatic outcome when its ``run()``/``@workflow`` scope closes:
+
+====================================================  ============================================
+how the run ended                                     automatic status
+====================================================  ============================================
+the closer passed a status (isolation: ``TIMEOUT``)   that status
+``asyncio.CancelledError`` or ``KeyboardInterrupt``   ``CANCELED``
+``request_cancellation()`` was called                 ``CANCELED`` (reason: the cancellation reason)
+the deadline passed, or ``TimeoutError`` escaped      ``TIMEOUT``
+any other exception                                   ``FAILURE``
+normal exit                                           ``SUCCESS``
+====================================================  ============================================
+
+An exception also sets ``error_type`` (the class name). The first outcome of a run wins: a
+second ``emit_outcome`` for the same run is **rejected** (returns False, is counted as
+``errors.emit_outcome.duplicate`` and logged), because the first one may already be on its way
+to the collector and cannot be taken back.
+
+Per-run state lives from the run's start to its end; after that only the run id is remembered
+(the last 65,536), so that code still running after its run ended (e.g. a thread an isolation
+timeout gave up on) cannot add a second outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.trace import Span
+
+from otel_runctx.context import RunContext, RunStatus, get_run_context, require_run_context
+from otel_runctx.outcome_delivery import deliver_outcome
+from otel_runctx.outcome_model import MAX_REASON_LENGTH, Outcome, make_outcome, outcome_id_for
+from otel_runctx.processors import usage as usage_rollup
+from otel_runctx.stats import count, report_error
+
+__all__ = ["emit_outcome", "live_run_count", "run_ended", "run_started"]
+
+#: Most runs tracked at once; a run started beyond this gets no automatic outcome (counted).
+MAX_LIVE_RUNS = 1_000_000
+#: Runs that already have an outcome but are not live here: runs that ended (code still running
+#: after its run ended, e.g. a thread an isolation timeout gave up on, must not add a second
+#: outcome) and runs not started in this process (restored from baggage). Oldest forgotten first.
+MAX_REMEMBERED_RUNS = 65_536
+
+
+@dataclass(slots=True)
+class _LiveRun:
+    run: RunContext
+    span: Span | None
+    context: Context | None
+    started: float  # time.perf_counter()
+    recorded: bool = False
+
+
+_lock = threading.Lock()
+_live: dict[str, _LiveRun] = {}
+_remembered: OrderedDict[str, None] = OrderedDict()
+
+
+def _remember(run_id: str) -> None:
+    """Note (under ``_lock``) that ``run_id`` has its outcome and is not live."""
+    _remembered[run_id] = None
+    if len(_remembered) > MAX_REMEMBERED_RUNS:
+        _remembered.popitem(last=False)
+
+
+def run_started(run: RunContext, span: Span | None, context: Context | None) -> None:
+    """Called by the run scope once the run and its root span exist."""
+    with _lock:
+        if len(_live) >= MAX_LIVE_RUNS:
+            count("outcome.runs_not_tracked")
+            return
+        _live[run.run_id] = _LiveRun(run, span, context, time.perf_counter())
+    usage_rollup.start_run(run.run_id)
+
+
+def run_ended(run: RunContext, error: BaseException | None, status: RunStatus | None) -> None:
+    """Called by the run scope before the root span ends: record the automatic outcome if due.
+
+    Never raises: the run's own exception (if any) is what the caller must see.
+    """
+    try:
+        with _lock:
+            live = _live.pop(run.run_id, None)
+            if live is not None:
+                _remember(run.run_id)
+        usage = usage_rollup.finish_run(run.run_id)
+        if live is None or live.recorded:
+            return
+        if usage is not None:
+            usage.span_count += 1  # the root span, which ends right after this
+            usage.error_count += error is not None
+        outcome = automatic_outcome(run, error, status)
+        deliver_outcome(
+            run,
+            outcome,
+            outcome_id=outcome_id_for(run),
+            root_span=live.span,
+            context=live.context,
+            duration_seconds=time.perf_counter() - live.started,
+            usage=usage,
+        )
+    except Exception as failure:
+        report_error("outcome.automatic", failure)
+
+
+def automatic_outcome(
+    run: RunContext, error: BaseException | None, status: RunStatus | None = None
+) -> Outcome:
+    """The outcome of a run that ended without an explicit one (see the module docstring)."""
+    reason: str | None = None
+    if status is None:
+        if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
+            status = RunStatus.CANCELED
+            reason = run.cancellation_reason
+        elif run.is_cancelled():
+            status, reason = RunStatus.CANCELED, run.cancellation_reason
+        elif run.is_past_deadline() or isinstance(error, TimeoutError):
+            status, reason = (
+                RunStatus.TIMEOUT,
+                "deadline passed" if run.is_past_deadline() else None,
+            )
+        elif error is not None:
+            status = RunStatus.FAILURE
+        else:
+            status = RunStatus.SUCCESS
+    if reason is None and error is not None and status is not RunStatus.SUCCESS:
+        reason = _exception_reason(error)
+    return Outcome(
+        status=status,
+        reason=reason,
+        error_type=type(error).__name__ if error is not None else None,
+        automatic=True,
+    )
+
+
+def _exception_reason(error: BaseException) -> str | None:
+    try:
+        text = str(error)
+    except Exception:
+        return None
+    return text[:MAX_REASON_LENGTH] or None
+
+
+def emit_outcome(
+    status: RunStatus | str,
+    *,
+    value_type: str | None = None,
+    value_amount: float | None = None,
+    confidence: float | None = None,
+    reason: str | None = None,
+    error_type: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> bool:
+    """Record the active run's outcome now. Returns True if recorded, False if rejected.
+
+    Raises ValueError for an invalid argument and NoRunContextError outside a run. The outcome
+    is written to the spool (when the OutcomeExporter enabled one) before this returns. The
+    first outcome of a run wins; a later one is rejected (False), counted and logged.
+    """
+    run = require_run_context()
+    outcome = make_outcome(
+        status,
+        value_type=value_type,
+        value_amount=value_amount,
+        confidence=confidence,
+        reason=reason,
+        error_type=error_type,
+        metadata=metadata,
+    )
+    with _lock:
+        live = _live.get(run.run_id)
+        if live is not None:
+            duplicate = live.recorded
+            live.recorded = True
+        else:
+            duplicate = run.run_id in _remembered
+            _remember(run.run_id)
+    if duplicate:
+        report_error(
+            "emit_outcome.duplicate",
+            message=f"run {run.run_id} already has an outcome; the first one stands and this "
+            f"{outcome.status.value!r} is ignored",
+        )
+        return False
+    try:
+        deliver_outcome(
+            run,
+            outcome,
+            outcome_id=outcome_id_for(run),
+            root_span=live.span if live else None,
+            context=live.context if live else None,
+            duration_seconds=time.perf_counter() - live.started if live else None,
+            usage=usage_rollup.snapshot_run(run.run_id),
+        )
+    except Exception as failure:
+        report_error("emit_outcome", failure)
+    return True
+
+
+def live_run_count() -> int:
+    """Runs started here that have not ended (for tests and ``doctor``)."""
+    with _lock:
+        return len(_live)
+
+
+def has_outcome(run: RunContext | None = None) -> bool:
+    """True if ``run`` (default: the active run) already has an outcome recorded here."""
+    run = run or get_run_context()
+    if run is None:
+        return False
+    with _lock:
+        live = _live.get(run.run_id)
+        return live.recorded if live is not None else run.run_id in _remembered
