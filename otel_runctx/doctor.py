@@ -114,8 +114,23 @@ def _check_settings(diagnosis: Diagnosis) -> None:
     except ConfigError as error:
         diagnosis.add("problem", "settings", str(error), "fix the variable named above")
         return
-    diagnosis.settings = {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+    diagnosis.settings = {
+        name: _redacted(name, getattr(settings, name)) for name in settings.__dataclass_fields__
+    }
     diagnosis.add("ok", "settings", "every OTEL_RUNCTX_* variable parses")
+
+
+_SECRET_SETTING_MARKERS = ("key", "secret", "token", "password")
+
+
+def _redacted(name: str, value: Any) -> Any:
+    """Settings that hold secrets (signing keys) are shown only as how many are set."""
+    if not any(marker in name.lower() for marker in _SECRET_SETTING_MARKERS):
+        return value
+    if not value:
+        return "(none)"
+    size = len(value) if isinstance(value, tuple | list | dict) else 1
+    return f"<{size} set, redacted>"
 
 
 def _check_tracer_provider(diagnosis: Diagnosis) -> None:

@@ -125,3 +125,12 @@ def test_by_default_the_run_propagator_replaces_baggage(tmp_path: Path) -> None:
     assert findings["propagators"]["detail"] == (
         "TraceContextTextMapPropagator, RunContextPropagator"
     )
+
+
+def test_signing_keys_in_settings_are_not_printed() -> None:
+    done = _run(
+        [str(BIN / "otel-runctx"), "doctor", "--json"],
+        _env(OTEL_RUNCTX_SIGNING_KEYS="k1:" + "s3cr3tv4lue" * 4),
+    )
+    assert "s3cr3tv4lue" not in done.stdout, done.stdout
+    assert json.loads(done.stdout)["settings"]["signing_keys"] == "<1 set, redacted>"
