@@ -5,6 +5,8 @@
 ``--runctx_jsonl_path``). The names are taken from :mod:`otel_runctx.config`, where every
 setting is defined, so this list cannot drift from what is actually read. Nothing else may be
 named ``OTEL_*`` here: a second flag with the same name is an argparse error that stops the CLI.
+Variables that hold secrets (signing keys) get no flag: a command line is visible to every user
+of the machine in ``ps``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ from __future__ import annotations
 from otel_runctx import config as _config
 
 
+_SECRETS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
+
+
 def _names() -> list[str]:
     return sorted(
         value
         for name, value in vars(_config).items()
-        if name.startswith("ENV_") and isinstance(value, str) and value.startswith("OTEL_RUNCTX_")
+        if name.startswith("ENV_")
+        and isinstance(value, str)
+        and value.startswith("OTEL_RUNCTX_")
+        and not any(secret in value for secret in _SECRETS)
     )
 
 
