@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from otel_runctx import config as _config
 
-
 _SECRETS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 
 
