@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
     parser.add_argument("only", nargs="*", help="run only these modules (e.g. bench_stamping)")
     args = parser.parse_args(argv)
-    console = Console()
+    # Wide enough that variant names and ratios stay on one line when piped to a file.
+    console = Console(width=None if sys.stdout.isatty() else 150)
     console.print(f"python {platform.python_version()} on {platform.machine()}, quick={args.quick}")
     names = sorted(
         m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")

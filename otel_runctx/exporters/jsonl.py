@@ -80,70 +80,70 @@ def _writer_for(path: str | None) -> _Writer:
     return writer
 
 
-class JsonlSpanExporter(SpanExporter):
+class _JsonlFile:
+    """What both exporters share: the path's writer, one-batch-one-write, never raising."""
+
+    def __init__(self, path: str | None) -> None:
+        self._writer = _writer_for(path)
+        self._shut_down = False
+
+    @property
+    def path(self) -> str:
+        """The absolute path of the file this exporter appends to."""
+        return self._writer.path
+
+    def _append(self, records: list[dict[str, Any]], signal: str) -> bool:
+        """Write ``records`` as one batch; count them, or report the failure. True on success."""
+        if self._shut_down:
+            return False
+        try:
+            self._writer.write_lines([_dumps(record) for record in records])
+        except Exception as error:
+            report_error(f"jsonl.export_{signal}", error)
+            return False
+        count(f"jsonl.{signal}_written", len(records))
+        return True
+
+    def shutdown(self) -> None:
+        if not self._shut_down:
+            self._shut_down = True
+            self._writer.release()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Every export is written before it returns."""
+        return True
+
+
+class JsonlSpanExporter(_JsonlFile, SpanExporter):
     """Writes each finished span as one JSON line. Built with no arguments by the SDK."""
 
     def __init__(self, path: str | None = None) -> None:
-        self._writer = _writer_for(path)
-        self._shut_down = False
-
-    @property
-    def path(self) -> str:
-        """The absolute path of the file this exporter appends to."""
-        return self._writer.path
+        super().__init__(path)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._shut_down:
-            return SpanExportResult.FAILURE
         try:
-            self._writer.write_lines([_dumps(span_to_dict(span)) for span in spans])
-            count("jsonl.spans_written", len(spans))
-            return SpanExportResult.SUCCESS
+            records = [span_to_dict(span) for span in spans]
         except Exception as error:
             report_error("jsonl.export_spans", error)
             return SpanExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        if not self._shut_down:
-            self._shut_down = True
-            self._writer.release()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Every export is flushed before it returns."""
-        return True
+        ok = self._append(records, "spans")
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
 
-class JsonlLogRecordExporter(LogRecordExporter):
+class JsonlLogRecordExporter(_JsonlFile, LogRecordExporter):
     """Writes each log record (outcome events included) as one JSON line."""
 
     def __init__(self, path: str | None = None) -> None:
-        self._writer = _writer_for(path)
-        self._shut_down = False
-
-    @property
-    def path(self) -> str:
-        """The absolute path of the file this exporter appends to."""
-        return self._writer.path
+        super().__init__(path)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        if self._shut_down:
-            return LogRecordExportResult.FAILURE
         try:
-            self._writer.write_lines([_dumps(log_to_dict(record)) for record in batch])
-            count("jsonl.logs_written", len(batch))
-            return LogRecordExportResult.SUCCESS
+            records = [log_to_dict(record) for record in batch]
         except Exception as error:
             report_error("jsonl.export_logs", error)
             return LogRecordExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        if not self._shut_down:
-            self._shut_down = True
-            self._writer.release()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Every export is flushed before it returns."""
-        return True
+        ok = self._append(records, "logs")
+        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
 
 def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
