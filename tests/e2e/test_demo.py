@@ -8,8 +8,8 @@ telemetry; the report built from the telemetry must agree with them.
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +20,6 @@ import pytest
 from .harness import REPO_ROOT, AppRunner, Collector, Sink, fast_export_env, python
 
 FAILED_STATUSES = {"error", "failure", "timeout"}
-# Costs appear once the usage roll-up and price table (the outcomes component) are installed.
-PRICED = importlib.util.find_spec("otel_runctx.prices") is not None
 
 
 def test_demo_report_matches_the_pipelines_own_books(apps: AppRunner, tmp_path: Path) -> None:
@@ -52,10 +50,9 @@ def test_demo_report_matches_the_pipelines_own_books(apps: AppRunner, tmp_path: 
         assert row["tokens"] == books["tokens"], customer
         failed = sum(n for status, n in row["outcomes"].items() if status in FAILED_STATUSES)
         assert failed == books["failed_runs"], (customer, row["outcomes"])
-        if PRICED:
-            # examples/prices.json: fake-llm-small costs 3.0 / 15.0 per 1M input / output tokens.
-            expected = (books["input_tokens"] * 3.0 + books["output_tokens"] * 15.0) / 1e6
-            assert row["cost"] == pytest.approx(expected, rel=1e-6), customer
+        # examples/prices.json: fake-llm-small costs 3.0 / 15.0 per 1M input / output tokens.
+        expected = (books["input_tokens"] * 3.0 + books["output_tokens"] * 15.0) / 1e6
+        assert row["cost"] == pytest.approx(expected, rel=1e-6), customer
     assert report["spans_outside_runs"] == 0
     assert report["unparsable_lines"] == 0
 
@@ -92,3 +89,33 @@ def test_with_an_otlp_endpoint_the_demo_exports_to_the_collector(
     assert {s["attributes"]["runctx.customer_id"] for s in runs} == {"acme", "globex", "initech"}
     llm = sink.wait_for_spans(lambda s: "gen_ai.request.model" in s["attributes"], count=16)
     assert all("runctx.run_id" in s["attributes"] for s in llm)
+
+
+def test_make_demo_runs_green_in_a_fresh_copy_of_the_repository(tmp_path: Path) -> None:
+    """The README's first command, run in a copy holding only the files git tracks."""
+    tracked = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    copy = tmp_path / "clone"
+    for name in filter(None, tracked):
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, target)
+    # Reuse this venv instead of building a new one (the CI run builds one from scratch for
+    # `make test` already). A fresh stamp outside it keeps make from re-running the editable
+    # install, which would repoint this venv at the temporary copy.
+    stamp = tmp_path / "installed-stamp"
+    stamp.touch()
+    venv = Path(sys.executable).parent.parent
+    done = subprocess.run(
+        ["make", "--no-print-directory", "demo", f"VENV={venv}", f"STAMP={stamp}"],
+        cwd=copy, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    printed = done.stdout + done.stderr
+    assert done.returncode == 0, printed[-3000:]
+    for expected in ("[6/6]", "Per customer", "acme", "globex", "initech"):
+        assert expected in printed, (expected, printed[-3000:])
+    assert "0 spans outside any run; 0 unparsable lines" in printed, printed[-3000:]
+    assert (copy / "demo-output" / "telemetry.jsonl").stat().st_size > 0
