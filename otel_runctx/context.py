@@ -251,13 +251,21 @@ class RunContext:
     def to_baggage_dict(self, lean_mode: bool | None = None) -> dict[str, str]:
         """The run as baggage entries (strings). Lean mode sends only what a callee needs.
 
+        Lean: run id, workflow, event, customer, tenant (when set), plus the root and parent run
+        ids when this run is nested or a retry, so the callee rolls up under the same root.
         ``lean_mode=None`` follows ``OTEL_RUNCTX_PROPAGATION_MODE``.
         """
         if lean_mode is None:
             lean_mode = get_settings().propagation_mode == "lean"
         attributes = self.to_span_attributes()
-        selected = keys.LEAN_KEYS if lean_mode else attributes.keys()
-        return {key: str(attributes[key]) for key in selected if key in attributes}
+        if not lean_mode:
+            return {key: str(value) for key, value in attributes.items()}
+        entries = {key: str(attributes[key]) for key in keys.LEAN_KEYS if key in attributes}
+        if self.root_run_id != self.run_id:
+            entries[keys.ROOT_RUN_ID] = self.root_run_id
+        if self.parent_run_id is not None:
+            entries[keys.PARENT_RUN_ID] = self.parent_run_id
+        return entries
 
     # -- deadline and cancellation ------------------------------------------------------------
 

@@ -16,5 +16,6 @@ ATTEMPT = "runctx.attempt"
 RETRY_OF_RUN_ID = "runctx.retry_of_run_id"
 DEADLINE = "runctx.deadline"
 
-#: Keys sent in lean propagation mode (tenant only when set).
+#: Keys always sent in lean propagation mode (tenant only when set); nested runs and retries
+#: add ROOT_RUN_ID and PARENT_RUN_ID (see RunContext.to_baggage_dict).
 LEAN_KEYS = (RUN_ID, WORKFLOW, EVENT_ID, CUSTOMER_ID, TENANT_ID)

@@ -77,7 +77,10 @@ def test_full_mode_carries_every_set_field_and_lean_mode_only_the_lean_keys() ->
     carrier: dict[str, str] = {}
     propagator().inject(carrier, context=with_run_context(child))
     sent_keys = {member.split("=")[0] for member in carrier["baggage"].split(",")}
-    assert sent_keys == {k for k in keys.LEAN_KEYS if k != keys.TENANT_ID}
+    assert sent_keys == {k for k in keys.LEAN_KEYS if k != keys.TENANT_ID} | {
+        keys.ROOT_RUN_ID,
+        keys.PARENT_RUN_ID,
+    }
 
 
 def test_spans_started_in_the_extracted_context_are_stamped_with_the_inbound_run() -> None:

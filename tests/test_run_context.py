@@ -160,6 +160,20 @@ def test_lean_baggage_sends_only_what_a_callee_needs() -> None:
     assert "runctx.tenant_id" not in make().to_baggage_dict(lean_mode=True)
 
 
+def test_lean_baggage_of_a_nested_run_or_retry_keeps_its_place_in_the_tree() -> None:
+    top = make()
+    child = top.create_child("step")
+    lean = child.to_baggage_dict(lean_mode=True)
+    assert lean["runctx.root_run_id"] == top.run_id
+    assert lean["runctx.parent_run_id"] == top.run_id
+    rebuilt = RunContext.from_baggage(lean)
+    assert rebuilt is not None and rebuilt.root_run_id == top.run_id
+    retry = RunContext.create_retry(top).to_baggage_dict(lean_mode=True)
+    assert retry["runctx.root_run_id"] == top.run_id
+    assert "runctx.parent_run_id" not in retry
+    assert "runctx.root_run_id" not in top.to_baggage_dict(lean_mode=True)
+
+
 def test_full_baggage_sends_every_set_field_as_strings() -> None:
     ctx = make(tenant_id="acme", deadline_seconds=30).create_child("step")
     full = ctx.to_baggage_dict(lean_mode=False)
