@@ -49,6 +49,19 @@ def _leaky_job(leaked: RunContext) -> None:
     set_run_context(leaked)  # no reset_run_context: the job leaves its run behind
 
 
+def _reused_worker_serves_each_job_its_submitters_run(pool: ThreadPoolExecutor) -> None:
+    """A one-worker pool: a job that leaves a run behind must not leak it into the next job."""
+    leaked = _new_run(0)
+    pool.submit(_leaky_job, leaked).result()
+    assert pool.submit(get_run_context).result() is None
+    for i in range(1, 4):
+        with run("submitter", event_id=f"e-{i}", customer_id="c") as ctx:
+            pool.submit(_leaky_job, leaked).result()
+            assert pool.submit(get_run_context).result() is ctx
+            assert list(pool.map(lambda _: get_run_context(), range(3))) == [ctx] * 3
+    assert pool.submit(get_run_context).result() is None
+
+
 def test_without_the_instrumentor_a_job_that_never_resets_poisons_the_next_job() -> None:
     leaked = _new_run(1)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -81,15 +94,8 @@ def test_run_and_workflow_always_reset_so_a_reused_worker_stays_clean() -> None:
 
 def test_with_the_instrumentor_each_job_sees_exactly_its_submitters_run() -> None:
     ExecutorContextInstrumentor().instrument()
-    leaked = _new_run(0)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(_leaky_job, leaked).result()
-        assert pool.submit(get_run_context).result() is None
-        for i in range(1, 4):
-            with run("submitter", event_id=f"e-{i}", customer_id="c") as ctx:
-                pool.submit(_leaky_job, leaked).result()
-                assert pool.submit(get_run_context).result() is ctx
-        assert pool.submit(get_run_context).result() is None
+        _reused_worker_serves_each_job_its_submitters_run(pool)
 
 
 def test_a_pool_worker_does_not_keep_the_run_of_the_job_that_created_it_alive() -> None:
@@ -238,15 +244,8 @@ def test_context_pool_executor_gives_each_job_its_submitters_run(with_instrument
 
     if with_instrumentor:
         ExecutorContextInstrumentor().instrument()
-    leaked = _new_run(0)
     with ContextPoolExecutor(max_workers=1) as pool:
-        pool.submit(_leaky_job, leaked).result()
-        assert pool.submit(get_run_context).result() is None
-        for i in range(1, 4):
-            with run("submitter", event_id=f"e-{i}", customer_id="c") as ctx:
-                pool.submit(_leaky_job, leaked).result()
-                assert pool.submit(get_run_context).result() is ctx
-                assert list(pool.map(lambda _: get_run_context(), range(3))) == [ctx] * 3
+        _reused_worker_serves_each_job_its_submitters_run(pool)
         token = PLAIN_VAR.set("from submitter")
         try:
             assert pool.submit(PLAIN_VAR.get).result() == "from submitter"

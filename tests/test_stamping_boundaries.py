@@ -40,16 +40,6 @@ def tracer_and_runs() -> TracerAndRuns:
     return tracer, stamped
 
 
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    instrumentor = ExecutorContextInstrumentor()
-    instrumentor.instrument()
-    try:
-        yield
-    finally:
-        instrumentor.uninstrument()
-
-
 def _span(tracer: Tracer, name: str) -> None:
     with tracer.start_as_current_span(name):
         pass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -18,21 +17,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Tracer
 
 from otel_runctx import RunContext, run, set_run_context
-from otel_runctx.instrumentation import ExecutorContextInstrumentor
 from tests.stamping_helpers import stamped_tracer
 
 RUNS = 10_000
 WORKERS = 64
-
-
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    instrumentor = ExecutorContextInstrumentor()
-    instrumentor.instrument()
-    try:
-        yield
-    finally:
-        instrumentor.uninstrument()
 
 
 def _nested_spans(tracer: Tracer, prefix: str, depth: int, leak: RunContext | None) -> None:

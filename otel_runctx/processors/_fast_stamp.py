@@ -46,17 +46,23 @@ def stamp_public(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
     span.set_attributes(attributes)
 
 
+def _writable_without_checks(bounded: Any) -> bool:
+    """True for a plain, mutable SDK BoundedAttributes with no value-length limit: writing
+    pre-validated values straight into its dict gives what the public API would."""
+    return (
+        type(bounded) is BoundedAttributes
+        and bounded.max_value_len is None
+        and not bounded._immutable
+    )
+
+
 def stamp_fast(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
     """Set already-validated ``attributes`` on an SDK ``span`` without re-validating them.
 
     Falls back to :func:`stamp_public` whenever the result could differ from it.
     """
     bounded: Any = getattr(span, "_attributes", None)
-    if (
-        type(bounded) is not BoundedAttributes
-        or bounded.max_value_len is not None
-        or bounded._immutable
-    ):
+    if not _writable_without_checks(bounded):
         stamp_public(span, attributes)
         return
     with bounded._lock:
@@ -92,11 +98,7 @@ def add_missing_fast(
     """Like :func:`add_missing_public` for an SDK ``BoundedAttributes`` (a log record's), without
     re-validating values; falls back whenever the result could differ."""
     bounded: Any = target
-    if (
-        type(bounded) is not BoundedAttributes
-        or bounded.max_value_len is not None
-        or bounded._immutable
-    ):
+    if not _writable_without_checks(bounded):
         add_missing_public(target, attributes)
         return
     with bounded._lock:
