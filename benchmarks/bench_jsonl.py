@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from benchmarks._harness import Row, ns_per_op
-from otel_runctx.attach import attach_to_tracer_provider
 from otel_runctx.context import RunContext, reset_run_context, set_run_context
+from otel_runctx.distro.attach import attach_to_tracer_provider
 from otel_runctx.exporters.jsonl import JsonlSpanExporter
 
 TITLE = "runctx_jsonl export, per span (batches of 256 stamped spans)"

@@ -27,16 +27,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from benchmarks._harness import Row, ns_per_op, percentile
 from otel_runctx import emit_outcome, run
 from otel_runctx.exporters import OutcomeSpool
-from otel_runctx.exporters.outcome import activate_spool
-from otel_runctx.exporters.records import (
+from otel_runctx.outcomes.active import activate_spool
+from otel_runctx.outcomes.events import flush_outcome_events
+from otel_runctx.outcomes.model import make_outcome
+from otel_runctx.outcomes.records import (
     encode_record,
     encode_resource,
     resource_digest,
     split_line,
 )
-from otel_runctx.exporters.store import SpoolStore
-from otel_runctx.outcome_events import flush_outcome_events
-from otel_runctx.outcome_model import make_outcome
+from otel_runctx.outcomes.store import SpoolStore
 from otel_runctx.processors import RunContextSpanProcessor, UsageRollupProcessor
 
 TITLE = "Outcomes: emit_outcome on the caller's thread, and outcomes/s through the spool"

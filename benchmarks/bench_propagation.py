@@ -18,10 +18,10 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 
 from benchmarks._harness import Row, ns_per_op
-from otel_runctx.config import SigningKey, load_settings
 from otel_runctx.context import RunContext, get_run_context, with_run_context
 from otel_runctx.propagation import RunContextPropagator
 from otel_runctx.propagation.signing import sign, verify
+from otel_runctx.settings import SigningKey, load_settings
 
 TITLE = "propagation: inject + extract per hop (lean run + 3 app entries)"
 

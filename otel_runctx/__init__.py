@@ -10,10 +10,10 @@ from otel_runctx.context import (
     set_run_context,
 )
 from otel_runctx.decorators import workflow
+from otel_runctx.distro.configure import configure
 from otel_runctx.ids import generate_run_id
-from otel_runctx.outcomes import emit_outcome
+from otel_runctx.outcomes.emit import emit_outcome
 from otel_runctx.runs import run
-from otel_runctx.setup import configure
 
 __all__ = [
     "NoRunContextError",

@@ -1,5 +1,5 @@
 """``python -m otel_runctx``: the same as the ``otel-runctx`` command."""
 
-from otel_runctx.cli import main
+from otel_runctx.cli.command import main
 
 raise SystemExit(main())

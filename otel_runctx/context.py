@@ -19,8 +19,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import keys
-from otel_runctx.config import get_settings
 from otel_runctx.ids import generate_run_id
+from otel_runctx.settings import get_settings
 from otel_runctx.validation import (
     check_attempt,
     check_deadline,

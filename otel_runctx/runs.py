@@ -16,8 +16,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from otel_runctx import outcomes
 from otel_runctx.context import RunContext, RunStatus, get_run_context, with_run_context
+from otel_runctx.outcomes import emit as outcomes
 
 __all__ = ["RunScope", "run"]
 

@@ -1,4 +1,4 @@
-"""In-process counters and the never-raise error reporter every component shares.
+"""In-process counters and the never-raise error reporter every module shares.
 
 Processors, propagators and exporters must never raise into user code. When something goes
 wrong inside them they call :func:`report_error`: it counts the failure, and logs it at most once

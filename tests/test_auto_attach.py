@@ -13,8 +13,9 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_runctx import config, environment_variables, run
-from otel_runctx.attach import (
+from otel_runctx import environment_variables, run
+from otel_runctx import settings as runctx_settings
+from otel_runctx.distro.attach import (
     attach_to_logger_provider,
     attach_to_tracer_provider,
     install_propagator,
@@ -150,8 +151,8 @@ def test_install_propagator_is_idempotent() -> None:
 
 
 def test_every_setting_in_config_but_secrets_is_an_instrument_flag() -> None:
-    declared = {v for k, v in vars(config).items() if k.startswith("ENV_")}
+    declared = {v for k, v in vars(runctx_settings).items() if k.startswith("ENV_")}
     flags = {name for name in dir(environment_variables) if name.startswith("OTEL_")}
     secrets = {"OTEL_RUNCTX_SIGNING_KEYS"}
-    assert secrets <= declared  # a secret is declared in config.py, but gets no flag
+    assert secrets <= declared  # a secret is declared in settings.py, but gets no flag
     assert declared and flags == declared - secrets

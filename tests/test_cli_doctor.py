@@ -56,7 +56,7 @@ def test_a_provider_without_our_processor_is_a_problem_with_the_fix() -> None:
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor, ConsoleSpanExporter
-        from otel_runctx.cli import main
+        from otel_runctx.cli.command import main
 
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))

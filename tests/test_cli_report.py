@@ -14,10 +14,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_runctx import run
-from otel_runctx.cli import main
+from otel_runctx.cli.command import main
+from otel_runctx.cli.report import build_report, read_jsonl
 from otel_runctx.exporters.jsonl import JsonlLogRecordExporter, span_to_dict
 from otel_runctx.processors import RunContextLogProcessor, RunContextSpanProcessor
-from otel_runctx.report import build_report, read_jsonl
 
 # run() opens its span on the session's global provider; the app's own spans go through this
 # stamping provider, as they would in an app configured with otel-runctx.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_runctx.config import ConfigError, load_settings, parse_resource_attributes
+from otel_runctx.settings import ConfigError, load_settings, parse_resource_attributes
 
 
 def test_defaults_without_any_variable() -> None:

@@ -18,11 +18,11 @@ from opentelemetry import baggage
 from opentelemetry.context import Context
 
 from otel_runctx import keys, stats
-from otel_runctx.config import load_settings
 from otel_runctx.context import RunContext, get_run_context, with_run_context
 from otel_runctx.propagation import RunContextPropagator
 from otel_runctx.propagation.codec import decode, encode
 from otel_runctx.propagation.signing import SIGNED_KEYS
+from otel_runctx.settings import load_settings
 from otel_runctx.validation import MAX_VALUE_LENGTH
 
 EXAMPLES = int(os.environ.get("RUNCTX_FUZZ_EXAMPLES", "150"))

@@ -15,7 +15,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import StatusCode
 
-from otel_runctx import config, run
+from otel_runctx import run
+from otel_runctx import settings as runctx_settings
 from otel_runctx.exporters.jsonl import JsonlLogRecordExporter, JsonlSpanExporter
 from otel_runctx.processors import RunContextLogProcessor, RunContextSpanProcessor
 
@@ -102,7 +103,7 @@ def test_built_with_no_arguments_it_appends_to_the_configured_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "nested" / "spans.jsonl"
-    config.reload_settings({"OTEL_RUNCTX_JSONL_PATH": str(target)})
+    runctx_settings.reload_settings({"OTEL_RUNCTX_JSONL_PATH": str(target)})
     try:
         exporter = JsonlSpanExporter()
         assert exporter.path == str(target)
@@ -111,12 +112,12 @@ def test_built_with_no_arguments_it_appends_to_the_configured_path(
         provider.get_tracer("t").start_span("one").end()
         provider.shutdown()
     finally:
-        config.reload_settings({})
+        runctx_settings.reload_settings({})
     assert [r["name"] for r in _read(target)] == ["one"]
 
 
 def test_default_path_is_in_the_working_directory() -> None:
-    assert config.load_settings({}).jsonl_path == "otel-runctx.jsonl"
+    assert runctx_settings.load_settings({}).jsonl_path == "otel-runctx.jsonl"
 
 
 def test_export_after_shutdown_fails_without_raising(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from otel_runctx.outcome_model import METADATA_PREFIX, flatten_metadata
+from otel_runctx.outcomes.model import METADATA_PREFIX, flatten_metadata
 
 keys = st.from_regex(r"[A-Za-z0-9_\-]{1,12}", fullmatch=True)
 scalars = st.one_of(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_runctx.config import ConfigError, load_settings
+from otel_runctx.settings import ConfigError, load_settings
 
 
 def test_defaults() -> None:

@@ -23,18 +23,18 @@ from otel_runctx import (
     RunContext,
     RunStatus,
     emit_outcome,
-    outcome_delivery,
-    outcomes,
     reset_run_context,
     run,
     set_run_context,
     stats,
     workflow,
 )
-from otel_runctx.exporters.outcome import activate_spool
-from otel_runctx.outcome_model import OUTCOME_EVENT_NAME, outcome_id_for
-from otel_runctx.processors import usage
+from otel_runctx.outcomes import delivery as outcome_delivery
+from otel_runctx.outcomes import emit as outcomes
+from otel_runctx.outcomes.active import activate_spool
+from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, outcome_id_for
 from otel_runctx.runs import RunScope
+from otel_runctx.usage import rollup
 
 _LOG_EXPORTER = InMemoryLogRecordExporter()
 
@@ -359,7 +359,7 @@ async def test_exactly_one_outcome_per_run_under_1000_concurrent_runs(
     assert len(per_run) == 1000
     assert set(per_run.values()) == {1}
     assert outcomes.live_run_count() == 0
-    assert usage.live_run_count() == 0
+    assert rollup.live_run_count() == 0
 
 
 def test_exactly_one_outcome_per_run_across_threads(logs: InMemoryLogRecordExporter) -> None:

@@ -20,10 +20,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_runctx import keys, run, stats
-from otel_runctx.config import load_settings
 from otel_runctx.context import RunContext, get_run_context, with_run_context
 from otel_runctx.processors.span import RunContextSpanProcessor
 from otel_runctx.propagation import RunContextPropagator, propagation_stats
+from otel_runctx.settings import load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 
 from otel_runctx import keys, stats
-from otel_runctx.config import load_settings
 from otel_runctx.context import RunContext, get_run_context, with_run_context
 from otel_runctx.propagation import RunContextPropagator
 from otel_runctx.propagation.codec import MAX_HEADER_BYTES, MAX_MEMBERS
+from otel_runctx.settings import load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -10,9 +10,9 @@ from opentelemetry import baggage
 from opentelemetry.context import Context
 
 from otel_runctx import stats
-from otel_runctx.config import load_settings
 from otel_runctx.context import get_run_context
 from otel_runctx.propagation import RunContextPropagator, propagation_stats
+from otel_runctx.settings import load_settings
 
 RUN_ID = "01234567-89ab-7def-8123-456789abcdef"
 VALID = {

@@ -13,9 +13,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_runctx import stats
-from otel_runctx.config import load_settings
 from otel_runctx.metrics import COUNTER_ATTRIBUTE, INSTRUMENT_NAME, register_stats_instruments
 from otel_runctx.propagation import RunContextPropagator
+from otel_runctx.settings import load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,10 @@ import pytest
 from opentelemetry.context import Context
 
 from otel_runctx import keys, stats
-from otel_runctx.config import ConfigError, SigningKey, load_settings
 from otel_runctx.context import RunContext, get_run_context, with_run_context
 from otel_runctx.propagation import RunContextPropagator, propagation_stats
 from otel_runctx.propagation.signing import SIGNED_KEYS, canonical_bytes, sign, verify
+from otel_runctx.settings import ConfigError, SigningKey, load_settings
 
 OLD = "k2026a:old-secret-0123456789abcdef"
 NEW = "k2026b:new-secret-fedcba9876543210"
@@ -196,10 +196,10 @@ def test_bad_trust_settings_are_clear_config_errors(env: dict[str, str], message
 def test_verify_mode_without_keys_fails_when_the_propagator_is_built(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from otel_runctx import config
+    from otel_runctx import settings as runctx_settings
 
     monkeypatch.setenv("OTEL_RUNCTX_INBOUND", "verify")
     monkeypatch.delenv("OTEL_RUNCTX_SIGNING_KEYS", raising=False)
-    monkeypatch.setattr(config, "_cached", None)  # as in a fresh process
+    monkeypatch.setattr(runctx_settings, "_cached", None)  # as in a fresh process
     with pytest.raises(ConfigError, match="OTEL_RUNCTX_INBOUND=verify"):
         RunContextPropagator()

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from otel_runctx import RunContext, RunStatus
-from otel_runctx.config import reload_settings
+from otel_runctx.settings import reload_settings
 from otel_runctx.validation import MAX_VALUE_LENGTH
 
 

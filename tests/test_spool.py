@@ -20,14 +20,15 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
-from otel_runctx import config, emit_outcome, run, stats
+from otel_runctx import emit_outcome, run, stats
+from otel_runctx import settings as runctx_settings
 from otel_runctx.exporters import OutcomeExporter, OutcomeSpool
-from otel_runctx.exporters.journal import JOURNAL_SUFFIX
-from otel_runctx.exporters.outcome import activate_spool, get_active_spool
-from otel_runctx.exporters.records import encode_record, encode_resource
-from otel_runctx.exporters.store import SpoolStore
-from otel_runctx.outcome_events import flush_outcome_events
-from otel_runctx.outcome_model import OUTCOME_EVENT_NAME
+from otel_runctx.outcomes.active import activate_spool, get_active_spool
+from otel_runctx.outcomes.events import flush_outcome_events
+from otel_runctx.outcomes.journal import JOURNAL_SUFFIX
+from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME
+from otel_runctx.outcomes.records import encode_record, encode_resource
+from otel_runctx.outcomes.store import SpoolStore
 from tests.test_outcomes import install_log_exporter, outcome_records
 
 OUTCOME_ID = "runctx.outcome.id"
@@ -281,7 +282,7 @@ def test_outcome_exporter_from_env_spools_and_delivers(
     logs = install_log_exporter()
     logs.clear()
     exporter = RecordingExporter()
-    config.reload_settings({"OTEL_RUNCTX_OUTCOME_SPOOL": str(spool_path)})
+    runctx_settings.reload_settings({"OTEL_RUNCTX_OUTCOME_SPOOL": str(spool_path)})
     monkeypatch.setattr(
         "otel_runctx.exporters.outcome.build_otlp_log_exporter", lambda settings=None: exporter
     )
@@ -306,7 +307,7 @@ def test_outcome_exporter_from_env_spools_and_delivers(
         outcome_exporter.shutdown()
         assert get_active_spool() is None
     finally:
-        config.reload_settings()
+        runctx_settings.reload_settings()
 
 
 def test_outcome_exporter_without_spool_sends_outcomes_directly(
@@ -314,7 +315,7 @@ def test_outcome_exporter_without_spool_sends_outcomes_directly(
 ) -> None:
     exporter = RecordingExporter()
     previous = activate_spool(None)
-    config.reload_settings({"OTEL_RUNCTX_OUTCOME_SPOOL": "off"})
+    runctx_settings.reload_settings({"OTEL_RUNCTX_OUTCOME_SPOOL": "off"})
     monkeypatch.setattr(
         "otel_runctx.exporters.outcome.build_otlp_log_exporter", lambda settings=None: exporter
     )
@@ -330,7 +331,7 @@ def test_outcome_exporter_without_spool_sends_outcomes_directly(
         assert [r.log_record.event_name for r in exporter.received] == [OUTCOME_EVENT_NAME]
     finally:
         activate_spool(previous)
-        config.reload_settings()
+        runctx_settings.reload_settings()
 
 
 def test_entry_point_is_registered() -> None:
@@ -343,7 +344,7 @@ def test_entry_point_is_registered() -> None:
 
 
 def test_a_live_owner_is_never_taken_for_dead(spool_path: Path) -> None:
-    from otel_runctx.exporters.journal import IntakeJournal, owner_is_alive
+    from otel_runctx.outcomes.journal import IntakeJournal, owner_is_alive
 
     journal = IntakeJournal(spool_path.parent / "intake")
     assert owner_is_alive(journal.directory, journal.owner)  # its lock exists and is held
@@ -356,7 +357,7 @@ def test_a_live_owner_is_never_taken_for_dead(spool_path: Path) -> None:
 def test_full_segments_roll_over_and_are_removed_once_stored(
     spool_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from otel_runctx.exporters import journal
+    from otel_runctx.outcomes import journal
 
     monkeypatch.setattr(journal, "SEGMENT_BYTES", 4096)
     exporter = RecordingExporter()
@@ -375,7 +376,7 @@ def test_full_segments_roll_over_and_are_removed_once_stored(
 def test_many_threads_rolling_segments_under_a_busy_worker_lose_nothing(
     spool_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from otel_runctx.exporters import journal
+    from otel_runctx.outcomes import journal
 
     stats.reset()
     monkeypatch.setattr(journal, "SEGMENT_BYTES", 8192)  # a new segment every ~15 records

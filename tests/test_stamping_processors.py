@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_runctx import RunContext, reset_run_context, run, set_run_context, stats
-from otel_runctx.config import reload_settings
 from otel_runctx.processors import _fast_stamp, _lookup
+from otel_runctx.settings import reload_settings
 from tests.stamping_helpers import by_name, runctx_attributes, stamped_tracer
 
 

@@ -12,10 +12,12 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode, Tracer
 
-from otel_runctx import config, run, stats
-from otel_runctx.config import ConfigError
-from otel_runctx.prices import load_price_table, parse_price_table
-from otel_runctx.processors import RunContextSpanProcessor, UsageRollupProcessor, usage
+from otel_runctx import run, stats
+from otel_runctx import settings as runctx_settings
+from otel_runctx.processors import RunContextSpanProcessor, UsageRollupProcessor
+from otel_runctx.settings import ConfigError
+from otel_runctx.usage import rollup
+from otel_runctx.usage.prices import load_price_table, parse_price_table
 from tests.test_outcomes import attributes_of, logs, only_outcome, outcome_records
 
 __all__ = ["logs"]  # the fixture, shared with test_outcomes
@@ -50,9 +52,9 @@ def prices(tmp_path: Path) -> Iterator[Path]:
             }
         )
     )
-    config.reload_settings({"OTEL_RUNCTX_PRICES": str(path)})
+    runctx_settings.reload_settings({"OTEL_RUNCTX_PRICES": str(path)})
     yield path
-    config.reload_settings()
+    runctx_settings.reload_settings()
 
 
 def llm_call(tracer: Tracer, model: str, tokens_in: Any, tokens_out: Any, ok: bool = True) -> None:
@@ -168,21 +170,21 @@ def test_aggregates_are_freed_and_late_spans_ignored(
 ) -> None:
     with run("agent", event_id="U-6", customer_id="acme") as ctx:
         late = tracer.start_span("still running")
-    assert usage.live_run_count() == 0
+    assert rollup.live_run_count() == 0
     late.set_attribute("gen_ai.usage.input_tokens", 5)
     late.end()  # its run is over: not counted, and no aggregate comes back to life
-    assert usage.live_run_count() == 0
-    assert usage.snapshot_run(ctx.run_id) is None
+    assert rollup.live_run_count() == 0
+    assert rollup.snapshot_run(ctx.run_id) is None
 
 
 def test_models_per_run_are_capped(logs: InMemoryLogRecordExporter, tracer: Tracer) -> None:
     with run("agent", event_id="U-7", customer_id="acme"):
-        for i in range(usage.MAX_MODELS_PER_RUN + 5):
+        for i in range(rollup.MAX_MODELS_PER_RUN + 5):
             llm_call(tracer, f"model-{i:03d}", 1, 1)
     event = only_outcome(logs)
-    assert len(event["runctx.usage.models"]) == usage.MAX_MODELS_PER_RUN + 1
-    assert usage.OTHER_MODEL in event["runctx.usage.models"]
-    assert event["runctx.usage.input_tokens"] == usage.MAX_MODELS_PER_RUN + 5
+    assert len(event["runctx.usage.models"]) == rollup.MAX_MODELS_PER_RUN + 1
+    assert rollup.OTHER_MODEL in event["runctx.usage.models"]
+    assert event["runctx.usage.input_tokens"] == rollup.MAX_MODELS_PER_RUN + 5
 
 
 def test_a_broken_price_file_is_reported_once_and_outcomes_still_flow(
@@ -190,14 +192,14 @@ def test_a_broken_price_file_is_reported_once_and_outcomes_still_flow(
 ) -> None:
     broken = tmp_path / "prices.json"
     broken.write_text("{not json")
-    config.reload_settings({"OTEL_RUNCTX_PRICES": str(broken)})
+    runctx_settings.reload_settings({"OTEL_RUNCTX_PRICES": str(broken)})
     before = stats.snapshot().get("errors.outcome.prices", 0)
     try:
         for i in range(3):
             with run("agent", event_id=f"U-8-{i}", customer_id="acme"):
                 llm_call(tracer, "m", 10, 1)
     finally:
-        config.reload_settings()
+        runctx_settings.reload_settings()
     events = [attributes_of(r) for r in outcome_records(logs)]
     assert len(events) == 3
     assert stats.snapshot()["errors.outcome.prices"] == before + 1  # read and reported once

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
 
-from otel_runctx.config import get_settings
+from otel_runctx.settings import get_settings
 from otel_runctx.stats import count, report_error
 
 __all__ = ["JsonlLogRecordExporter", "JsonlSpanExporter", "log_to_dict", "span_to_dict"]

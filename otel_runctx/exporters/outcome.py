@@ -14,21 +14,18 @@ exporter: keep ``otlp`` in ``OTEL_LOGS_EXPORTER`` for them.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from otel_runctx.config import Settings, get_settings
-from otel_runctx.exporters.spool import OutcomeSpool
-from otel_runctx.outcome_model import OUTCOME_EVENT_NAME
+from otel_runctx.outcomes.active import activate_spool, get_active_spool, spool_for_path
+from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME
+from otel_runctx.outcomes.spool import OutcomeSpool
+from otel_runctx.settings import Settings, get_settings
 from otel_runctx.stats import report_error
 
-__all__ = ["OutcomeExporter", "activate_spool", "build_otlp_log_exporter", "get_active_spool"]
-
-_lock = threading.Lock()
-_active: OutcomeSpool | None = None
+__all__ = ["OutcomeExporter", "build_otlp_log_exporter"]
 
 
 def build_otlp_log_exporter(settings: Settings | None = None) -> LogRecordExporter:
@@ -47,33 +44,18 @@ def build_otlp_log_exporter(settings: Settings | None = None) -> LogRecordExport
     return GrpcLogExporter()
 
 
-def get_active_spool() -> OutcomeSpool | None:
-    """The spool ``emit_outcome`` writes to, or None while no OutcomeExporter switched one on."""
-    return _active
-
-
-def activate_spool(spool: OutcomeSpool | None) -> OutcomeSpool | None:
-    """Make ``spool`` the process's outcome spool (None switches it off); return the previous."""
-    global _active
-    with _lock:
-        previous, _active = _active, spool
-    return previous
-
-
 def _spool_from_settings(settings: Settings) -> OutcomeSpool | None:
-    global _active
     path = settings.outcome_spool
     if path is None:
         return None
-    with _lock:
-        if _active is not None and _active.path == path:
-            return _active
-        _active = OutcomeSpool(
+    return spool_for_path(
+        path,
+        lambda: OutcomeSpool(
             path,
             max_bytes=settings.outcome_spool_max_bytes,
             exporter_factory=lambda: build_otlp_log_exporter(settings),
-        )
-        return _active
+        ),
+    )
 
 
 class OutcomeExporter(LogRecordExporter):

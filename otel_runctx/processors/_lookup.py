@@ -18,8 +18,8 @@ from opentelemetry import baggage
 from opentelemetry.context import Context, get_current
 
 from otel_runctx import keys
-from otel_runctx.config import get_settings
 from otel_runctx.context import _RUN_CONTEXT_KEY, RunContext
+from otel_runctx.settings import get_settings
 from otel_runctx.stats import report_error
 
 __all__ = ["BAGGAGE_CACHE_SIZE", "baggage_cache_size", "clear_baggage_cache", "run_for"]

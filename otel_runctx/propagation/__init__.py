@@ -3,7 +3,8 @@
 :class:`RunContextPropagator` is registered as the ``runctx`` OpenTelemetry propagator
 (``OTEL_PROPAGATORS=tracecontext,runctx``). The pieces: :mod:`.codec` (header encoding and a
 bounded parser), :mod:`.budget` (what fits), :mod:`.signing` (HMAC over the run's fields) and
-:mod:`.policy` (validation and the ``OTEL_RUNCTX_INBOUND`` trust policy).
+:mod:`.policy` (validation and the ``OTEL_RUNCTX_INBOUND`` trust policy). Imports only the run
+model, settings and stats.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ import time
 from collections.abc import Mapping
 
 from otel_runctx import keys, stats
-from otel_runctx.config import Settings
 from otel_runctx.context import RunContext
 from otel_runctx.propagation.codec import ParsedBaggage
 from otel_runctx.propagation.signing import SIGNATURE_KEY, SIGNED_KEYS, verify
+from otel_runctx.settings import Settings
 from otel_runctx.validation import check_text
 
 __all__ = ["inbound_run", "log_rejection"]

@@ -24,13 +24,13 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.propagators import textmap
 
 from otel_runctx import stats
-from otel_runctx.config import Settings, get_settings
 from otel_runctx.context import RunContext, get_run_context, with_run_context
 from otel_runctx.keys import PREFIX
 from otel_runctx.propagation.budget import assemble, fits
 from otel_runctx.propagation.codec import MAX_HEADER_BYTES, encode_member, parse_header
 from otel_runctx.propagation.policy import inbound_run, log_rejection
 from otel_runctx.propagation.signing import SIGNATURE_KEY, sign
+from otel_runctx.settings import Settings, get_settings
 
 __all__ = ["BAGGAGE_HEADER", "RunContextPropagator"]
 
@@ -41,7 +41,7 @@ class RunContextPropagator(textmap.TextMapPropagator):
     """W3C baggage propagator that also carries the active run, with validation and signing.
 
     ``settings`` pins the configuration (tests, ``configure()``); by default every call follows
-    :func:`otel_runctx.config.get_settings`, which is read once here so that a bad
+    :func:`otel_runctx.settings.get_settings`, which is read once here so that a bad
     ``OTEL_RUNCTX_*`` value fails at startup rather than on the first request.
     """
 

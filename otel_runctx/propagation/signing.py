@@ -27,8 +27,8 @@ import hmac
 from collections.abc import Mapping, Sequence
 
 from otel_runctx import keys
-from otel_runctx.config import SigningKey
 from otel_runctx.propagation.codec import encode, is_plain_value
+from otel_runctx.settings import SigningKey
 
 __all__ = ["SIGNATURE_KEY", "SIGNED_KEYS", "canonical_bytes", "sign", "verify"]
 

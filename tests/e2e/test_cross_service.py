@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from otel_runctx import keys
-from otel_runctx.config import load_settings
 from otel_runctx.context import RunContext, with_run_context
 from otel_runctx.propagation import RunContextPropagator
+from otel_runctx.settings import load_settings
 
 from .harness import (
     AppProcess,

@@ -27,7 +27,7 @@ EMITTER = textwrap.dedent(
     """
     import json, os, signal, sys, time
     from otel_runctx import emit_outcome, run
-    from otel_runctx.exporters.outcome import get_active_spool
+    from otel_runctx.outcomes.active import get_active_spool
 
     count, then = int(sys.argv[1]), sys.argv[2]
     assert get_active_spool() is not None, "runctx_outcome did not switch the spool on"

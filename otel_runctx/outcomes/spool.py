@@ -27,8 +27,8 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
-from otel_runctx.exporters.journal import IntakeJournal, owner_is_alive, read_complete_lines
-from otel_runctx.exporters.records import (
+from otel_runctx.outcomes.journal import IntakeJournal, owner_is_alive, read_complete_lines
+from otel_runctx.outcomes.records import (
     decode_body,
     decode_record,
     decode_resource,
@@ -37,7 +37,7 @@ from otel_runctx.exporters.records import (
     resource_digest,
     split_line,
 )
-from otel_runctx.exporters.store import SpoolRow, SpoolStore
+from otel_runctx.outcomes.store import SpoolRow, SpoolStore
 from otel_runctx.stats import count, report_error
 
 __all__ = ["OutcomeSpool"]

@@ -9,7 +9,6 @@ checks what ``configure()`` would do with the current ``OTEL_*`` env. Each findi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,21 +18,20 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_runctx import stats
-from otel_runctx.attach import (
-    RUN_PROPAGATOR,
+from otel_runctx.distro.attach import (
     is_placeholder,
-    load_optional,
     log_processors_of,
     propagator_names,
     span_processors_of,
 )
-from otel_runctx.config import ConfigError, load_settings, otel_variables
+from otel_runctx.instrumentation import ExecutorContextInstrumentor
+from otel_runctx.outcomes.active import get_active_spool
+from otel_runctx.propagation import RunContextPropagator
+from otel_runctx.settings import ConfigError, load_settings, otel_variables
 
 __all__ = ["Diagnosis", "Finding", "diagnose"]
 
 Level = Literal["ok", "warn", "problem"]
-OUTCOME_EXPORTER_MODULE = "otel_runctx.exporters.outcome"
-EXECUTOR_INSTRUMENTOR_MODULE = "otel_runctx.instrumentation"
 
 FIX_NO_PROVIDER = (
     "run the app under `opentelemetry-instrument` (with otel-runctx installed in the same "
@@ -220,11 +218,7 @@ def _check_processors(
 def _check_propagators(diagnosis: Diagnosis) -> None:
     names = propagator_names()
     listing = ", ".join(names) or "(none: nothing is propagated)"
-    run_propagator = load_optional(RUN_PROPAGATOR)
-    if run_propagator is None:
-        diagnosis.add("ok", "propagators", f"{listing} (run propagator not installed)")
-        return
-    ours = run_propagator.__name__
+    ours = RunContextPropagator.__name__
     if ours not in names:
         diagnosis.add(
             "warn",
@@ -245,11 +239,8 @@ def _check_propagators(diagnosis: Diagnosis) -> None:
 
 def _check_thread_carrier(diagnosis: Diagnosis) -> None:
     """Whether thread-pool jobs and new threads carry the submitting run."""
-    instrumentor = load_optional(f"{EXECUTOR_INSTRUMENTOR_MODULE}:ExecutorContextInstrumentor")
-    if instrumentor is None:
-        return
     try:
-        enabled = bool(instrumentor().is_instrumented_by_opentelemetry)
+        enabled = bool(ExecutorContextInstrumentor().is_instrumented_by_opentelemetry)
     except Exception as error:
         diagnosis.add("warn", "threads", f"could not ask the executor instrumentor: {error}")
         return
@@ -267,12 +258,7 @@ def _check_thread_carrier(diagnosis: Diagnosis) -> None:
 
 
 def _check_spool(diagnosis: Diagnosis) -> None:
-    """Report the outcome spool when the outcome exporter is installed and switched it on."""
-    get_active_spool: Callable[[], Any] | None = load_optional(
-        f"{OUTCOME_EXPORTER_MODULE}:get_active_spool"
-    )
-    if get_active_spool is None:
-        return
+    """Report the outcome spool, and whether the outcome exporter switched it on."""
     try:
         spool = get_active_spool()
         if spool is None:

@@ -1,6 +1,7 @@
 """Attach otel-runctx's processors and propagator to SDK providers that already exist.
 
-Shared by the zero-code hooks (:mod:`otel_runctx.auto`) and :func:`otel_runctx.configure`.
+Shared by the zero-code hooks (:mod:`otel_runctx.distro.entry_points`) and
+:func:`otel_runctx.configure`.
 Attaching is idempotent: a provider that already holds a ``RunContextSpanProcessor`` (added by our
 configurator, by ``configure()``, or by hand) is left alone, so no span is stamped twice.
 
@@ -10,19 +11,14 @@ processor behind it could stamp it. The SDK has no public "insert first" call, s
 one place that touches SDK internals (``_active_span_processor._span_processors`` and
 ``_multi_log_record_processor._log_record_processors``); when they are not there (another SDK
 version, another provider class), it falls back to the public ``add_*_processor`` and says so.
-
-Components other parts of otel-runctx provide (the run propagator, the usage roll-up) are
-imported lazily and optionally, so this module works whether or not they are installed.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from opentelemetry import propagate
 from opentelemetry._logs import NoOpLoggerProvider
@@ -35,11 +31,11 @@ from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_runctx.processors import RunContextLogProcessor, RunContextSpanProcessor
+from otel_runctx.propagation import RunContextPropagator
 from otel_runctx.stats import count, report_error
+from otel_runctx.usage import UsageRollupProcessor
 
 __all__ = [
-    "OPTIONAL_SPAN_PROCESSORS",
-    "RUN_PROPAGATOR",
     "AttachResult",
     "attach_to_logger_provider",
     "attach_to_tracer_provider",
@@ -48,25 +44,23 @@ __all__ = [
     "build_span_processors",
     "install_propagator",
     "is_placeholder",
-    "load_optional",
     "log_processors_of",
     "propagator_names",
     "span_processors_of",
 ]
 
-#: ``module:Class`` of the run propagator (written by the propagation component).
-RUN_PROPAGATOR = "otel_runctx.propagation:RunContextPropagator"
-#: ``module:Class`` of span processors that run after stamping when they are installed.
-OPTIONAL_SPAN_PROCESSORS: tuple[str, ...] = ("otel_runctx.processors.usage:UsageRollupProcessor",)
 
 _lock = threading.Lock()
 
 
 def _placeholder_types() -> tuple[type, ...]:
     types: list[type] = [ProxyTracerProvider, NoOpTracerProvider, NoOpLoggerProvider]
-    proxy_logger = load_optional("opentelemetry._logs._internal:ProxyLoggerProvider")
-    if isinstance(proxy_logger, type):
-        types.append(proxy_logger)
+    try:  # the API's proxy logger provider is not public; other API versions may lack it
+        from opentelemetry._logs._internal import ProxyLoggerProvider
+
+        types.append(ProxyLoggerProvider)
+    except ImportError:
+        pass
     return tuple(types)
 
 
@@ -85,26 +79,13 @@ class AttachResult:
     appended_at_end: bool = False
 
 
-def load_optional(path: str) -> Any | None:
-    """Import ``module:attribute``; ``None`` when the module or attribute is not installed."""
-    module_name, _, attribute = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    return getattr(module, attribute, None)
-
-
 def build_span_processors() -> list[SpanProcessor]:
-    """Fresh instances of every otel-runctx span processor available, stamping first."""
+    """Fresh instances of every otel-runctx span processor, stamping first, then the roll-up."""
     processors: list[SpanProcessor] = [RunContextSpanProcessor()]
-    for path in OPTIONAL_SPAN_PROCESSORS:
-        cls = load_optional(path)
-        if cls is not None:
-            try:
-                processors.append(cls())
-            except Exception as error:
-                report_error("attach.optional_processor", error, message=path)
+    try:
+        processors.append(UsageRollupProcessor())
+    except Exception as error:
+        report_error("attach.usage_processor", error)
     return processors
 
 
@@ -193,18 +174,16 @@ def _names(objects: Sequence[object]) -> tuple[str, ...]:
 
 
 def build_propagator() -> TextMapPropagator:
-    """W3C tracecontext plus our run propagator, or W3C baggage while that is not installed.
+    """W3C tracecontext plus our run propagator (W3C baggage if ours cannot be built).
 
     The run propagator *replaces* ``baggage``: both write the single ``baggage`` header and the
     last writer wins, so having both would drop one of them.
     """
-    run_propagator = load_optional(RUN_PROPAGATOR)
     second: TextMapPropagator = W3CBaggagePropagator()
-    if run_propagator is not None:
-        try:
-            second = run_propagator()
-        except Exception as error:
-            report_error("attach.run_propagator", error)
+    try:
+        second = RunContextPropagator()
+    except Exception as error:
+        report_error("attach.run_propagator", error)
     return CompositePropagator([TraceContextTextMapPropagator(), second])
 
 

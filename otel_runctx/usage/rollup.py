@@ -22,8 +22,8 @@ from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import keys
-from otel_runctx.prices import PriceTable
 from otel_runctx.stats import count, report_error
+from otel_runctx.usage.prices import PriceTable
 
 __all__ = ["RunUsage", "UsageRollupProcessor", "finish_run", "snapshot_run", "start_run"]
 

@@ -12,7 +12,7 @@ three of those steps:
   configurator, ``OTEL_CONFIG_FILE``): it attaches our processors to whatever SDK providers are
   global, unless they are already there.
 
-Besides :mod:`otel_runctx.config`, this is the one module that reads ``os.environ``: the
+Besides :mod:`otel_runctx.settings`, this is the one module that reads ``os.environ``: the
 OpenTelemetry variables it sets defaults for belong to the SDK, not to otel-runctx.
 """
 
@@ -29,7 +29,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import get_tracer_provider
 
-from otel_runctx.attach import (
+from otel_runctx.distro.attach import (
     attach_to_logger_provider,
     attach_to_tracer_provider,
     build_log_processors,

@@ -7,7 +7,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from otel_runctx.report import Report
+from otel_runctx.cli.report import Report
 
 __all__ = ["print_report"]
 

@@ -15,7 +15,7 @@ The file is JSON (any Python) or TOML (Python 3.11+, which ships ``tomllib``)::
     output = 0.004
 
 The same table in JSON is ``{"currency": "USD", "per": "1M", "models": {"gpt-4o": {"input":
-2.5, "output": 10.0}}}``. A broken file is a :class:`~otel_runctx.config.ConfigError` naming the
+2.5, "output": 10.0}}}``. A broken file is a :class:`~otel_runctx.settings.ConfigError` naming the
 file and the problem, raised when the table is loaded.
 """
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otel_runctx.config import ConfigError, get_settings
+from otel_runctx.settings import ConfigError, get_settings
 
 __all__ = ["ModelPrice", "PriceTable", "get_price_table", "load_price_table"]
 

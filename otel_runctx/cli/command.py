@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from otel_runctx.doctor import Diagnosis, diagnose
-from otel_runctx.report import build_report, read_jsonl
+from otel_runctx.cli.doctor import Diagnosis, diagnose
+from otel_runctx.cli.report import build_report, read_jsonl
 
 __all__ = ["main"]
 
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     if args.configure:
-        from otel_runctx.setup import configure
+        from otel_runctx.distro.configure import configure
 
         configure()
     diagnosis = diagnose()
@@ -104,7 +104,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
         return 0
     try:
-        from otel_runctx.report_tables import print_report
+        from otel_runctx.cli.tables import print_report
     except ImportError:
         sys.stderr.write(
             "otel-runctx report: tables need rich: pip install 'otel-runctx[cli]' (or use --json)\n"

@@ -1,11 +1,11 @@
 """``configure()``: otel-runctx for apps that set OpenTelemetry up in code.
 
 Apps run under ``opentelemetry-instrument`` need nothing of this: the entry points in
-:mod:`otel_runctx.auto` do the same work. Everyone else calls ``configure()`` once, after their
-own OpenTelemetry setup (or instead of it). It never replaces a provider the app made: it adds
-our processors to it. Only when there is no SDK provider at all does it build one, through the
-same env-driven SDK setup ``opentelemetry-instrument`` uses, so ``OTEL_*`` variables mean the
-same thing on both paths.
+:mod:`otel_runctx.distro.entry_points` do the same work. Everyone else calls ``configure()``
+once, after their own OpenTelemetry setup (or instead of it). It never replaces a provider the
+app made: it adds our processors to it. Only when there is no SDK provider at all does it build
+one, through the same env-driven SDK setup ``opentelemetry-instrument`` uses, so ``OTEL_*``
+variables mean the same thing on both paths.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from opentelemetry._logs import get_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_runctx.attach import (
+from otel_runctx.distro.attach import (
     AttachResult,
     attach_to_logger_provider,
     attach_to_tracer_provider,
@@ -76,16 +76,16 @@ def configure(
     provider) from ``OTEL_*`` env, with the distro's defaults (OTLP) for unset exporters.
     Safe to call more than once and from several threads: processors are added once.
     """
-    # Imported here: auto pulls in opentelemetry-instrumentation, only needed on this path.
-    from otel_runctx import auto
+    # Imported here: the entry points pull in opentelemetry-instrumentation, needed only now.
+    from otel_runctx.distro import entry_points
 
     with _lock:
         tracer = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
         logger = logger_provider if logger_provider is not None else get_logger_provider()
         nothing_yet = is_placeholder(tracer) and is_placeholder(logger)
         if nothing_yet and create_missing:
-            auto.apply_env_defaults()
-            auto.configure_sdk_from_env()
+            entry_points.apply_env_defaults()
+            entry_points.configure_sdk_from_env()
             tracer_action, span_added = _created(trace.get_tracer_provider())
             logger_action, log_added = _created(get_logger_provider())
         else:
@@ -93,10 +93,10 @@ def configure(
             logger_action, log_added = _attach_logger(logger)
         if not propagator:
             propagation: Literal["installed", "already", "kept", "skipped"] = "skipped"
-        elif auto.user_chose_propagators():
+        elif entry_points.user_chose_propagators():
             propagation = "kept"
         else:
-            propagation = "installed" if auto.ensure_propagator() else "already"
+            propagation = "installed" if entry_points.ensure_propagator() else "already"
         return ConfigureResult(
             tracer_provider=tracer_action,
             logger_provider=logger_action,

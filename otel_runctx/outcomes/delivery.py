@@ -18,14 +18,14 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import keys
-from otel_runctx.config import get_settings
 from otel_runctx.context import RunContext, RunStatus
-from otel_runctx.exporters.outcome import get_active_spool
-from otel_runctx.outcome_events import emit_soon
-from otel_runctx.outcome_model import OUTCOME_EVENT_NAME, Outcome
-from otel_runctx.prices import get_price_table
-from otel_runctx.processors.usage import RunUsage
+from otel_runctx.outcomes.active import get_active_spool
+from otel_runctx.outcomes.events import emit_soon
+from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, Outcome
+from otel_runctx.settings import get_settings
 from otel_runctx.stats import report_error
+from otel_runctx.usage.prices import get_price_table
+from otel_runctx.usage.rollup import RunUsage
 
 __all__ = ["deliver_outcome"]
 

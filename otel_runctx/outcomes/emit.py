@@ -38,10 +38,10 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from otel_runctx.context import RunContext, RunStatus, get_run_context, require_run_context
-from otel_runctx.outcome_delivery import deliver_outcome
-from otel_runctx.outcome_model import MAX_REASON_LENGTH, Outcome, make_outcome, outcome_id_for
-from otel_runctx.processors import usage as usage_rollup
+from otel_runctx.outcomes.delivery import deliver_outcome
+from otel_runctx.outcomes.model import MAX_REASON_LENGTH, Outcome, make_outcome, outcome_id_for
 from otel_runctx.stats import count, report_error
+from otel_runctx.usage import rollup as usage_rollup
 
 __all__ = ["emit_outcome", "live_run_count", "run_ended", "run_started"]
 

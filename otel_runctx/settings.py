@@ -1,0 +1,241 @@
+"""Settings for otel-runctx, read from ``OTEL_RUNCTX_*`` environment variables.
+
+This is the one module that reads the environment. Everything else asks :func:`get_settings`
+for a typed, validated :class:`Settings`. An invalid value raises :class:`ConfigError` naming the
+variable and what it accepts, so a broken deployment fails at configure time instead of
+misbehaving on the hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote
+
+PropagationMode = Literal["lean", "full"]
+OtlpProtocol = Literal["grpc", "http/protobuf"]
+InboundPolicy = Literal["trust", "verify", "ignore"]
+
+ENV_ENVIRONMENT = "OTEL_RUNCTX_ENVIRONMENT"
+ENV_PROPAGATION_MODE = "OTEL_RUNCTX_PROPAGATION_MODE"
+ENV_INBOUND = "OTEL_RUNCTX_INBOUND"
+ENV_SIGNING_KEYS = "OTEL_RUNCTX_SIGNING_KEYS"
+ENV_OUTCOME_SPOOL = "OTEL_RUNCTX_OUTCOME_SPOOL"
+ENV_OUTCOME_SPOOL_MAX_MB = "OTEL_RUNCTX_OUTCOME_SPOOL_MAX_MB"
+ENV_OUTCOME_METRICS_CUSTOMER = "OTEL_RUNCTX_OUTCOME_METRICS_CUSTOMER"
+ENV_PRICES = "OTEL_RUNCTX_PRICES"
+ENV_JSONL_PATH = "OTEL_RUNCTX_JSONL_PATH"
+
+DEFAULT_ENVIRONMENT = "production"
+DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
+_RESOURCE_ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
+
+
+class ConfigError(ValueError):
+    """An ``OTEL_RUNCTX_*`` variable holds a value otel-runctx cannot use."""
+
+
+#: Shortest accepted signing secret, in bytes (UTF-8).
+MIN_SIGNING_SECRET_BYTES = 16
+_KEY_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_MAX_KEY_ID_LENGTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One HMAC key for run baggage: its id travels in the signature, the secret never does."""
+
+    key_id: str
+    secret: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every otel-runctx setting, parsed and validated."""
+
+    environment: str = DEFAULT_ENVIRONMENT
+    propagation_mode: PropagationMode = "lean"
+    #: Where outcome events are spooled before delivery; None when the spool is off.
+    outcome_spool: Path | None = None
+    outcome_spool_max_bytes: int = 100 * 1024 * 1024
+    #: Add ``runctx.customer_id`` as a dimension of the run metrics (high cardinality).
+    outcome_metrics_customer: bool = False
+    #: The price table file for the usage roll-up's cost estimate, if any.
+    prices_path: Path | None = None
+    #: The protocol the outcome spool forwards with (the stock OTLP log exporter's).
+    otlp_logs_protocol: OtlpProtocol = "grpc"
+    inbound: InboundPolicy = "trust"
+    #: The first key signs outbound runs; every key verifies inbound ones.
+    signing_keys: tuple[SigningKey, ...] = ()
+    #: Where the ``runctx_jsonl`` exporters append, one JSON object per line (relative: to the cwd).
+    jsonl_path: str = DEFAULT_JSONL_PATH
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse settings from ``environ`` (default: ``os.environ``); raise ConfigError if invalid."""
+    env = os.environ if environ is None else environ
+    inbound = _choice(env, ENV_INBOUND, ("trust", "verify", "ignore"), "trust")
+    signing_keys = _signing_keys(env)
+    if inbound == "verify" and not signing_keys:
+        raise ConfigError(
+            f"{ENV_INBOUND}=verify needs at least one key in {ENV_SIGNING_KEYS} "
+            "(format: key_id:secret[,key_id:secret...]); without keys nothing could be verified"
+        )
+    return Settings(
+        environment=_environment(env),
+        propagation_mode=_choice(env, ENV_PROPAGATION_MODE, ("lean", "full"), "lean"),  # type: ignore[arg-type]
+        outcome_spool=_outcome_spool(env),
+        outcome_spool_max_bytes=_positive_int(env, ENV_OUTCOME_SPOOL_MAX_MB, 100) * 1024 * 1024,
+        outcome_metrics_customer=_flag(env, ENV_OUTCOME_METRICS_CUSTOMER, False),
+        prices_path=Path(env[ENV_PRICES].strip()) if env.get(ENV_PRICES, "").strip() else None,
+        otlp_logs_protocol=_otlp_logs_protocol(env),
+        inbound=inbound,  # type: ignore[arg-type]
+        signing_keys=signing_keys,
+        jsonl_path=env.get(ENV_JSONL_PATH, "").strip() or DEFAULT_JSONL_PATH,
+    )
+
+
+_cached: Settings | None = None
+_lock = threading.Lock()
+
+
+def get_settings() -> Settings:
+    """Return the process-wide settings, parsed from the environment on first use."""
+    global _cached
+    settings = _cached
+    if settings is None:
+        with _lock:
+            if _cached is None:
+                _cached = load_settings()
+            settings = _cached
+    return settings
+
+
+def reload_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Re-read the environment (or ``environ``) and replace the process-wide settings."""
+    global _cached
+    settings = load_settings(environ)
+    with _lock:
+        _cached = settings
+    return settings
+
+
+def _environment(env: Mapping[str, str]) -> str:
+    explicit = env.get(ENV_ENVIRONMENT, "").strip()
+    if explicit:
+        return explicit
+    resource = parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    for key in _RESOURCE_ENVIRONMENT_KEYS:
+        if resource.get(key):
+            return resource[key]
+    return DEFAULT_ENVIRONMENT
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise ConfigError(
+            f"{name}={env[name]!r} is not valid; allowed values: {', '.join(allowed)} "
+            f"(default: {default})"
+        )
+    return raw
+
+
+def _outcome_spool(env: Mapping[str, str]) -> Path | None:
+    raw = env.get(ENV_OUTCOME_SPOOL, "").strip()
+    if raw.lower() in ("off", "none", "false", "0"):
+        return None
+    if raw:
+        return Path(raw).expanduser()
+    cache = env.get("XDG_CACHE_HOME", "").strip()
+    if cache:
+        base = Path(cache)
+    else:
+        try:
+            base = Path.home() / ".cache"
+        except RuntimeError:  # no home directory (some containers): a per-user temp dir
+            base = Path(tempfile.gettempdir()) / f"otel-runctx-{os.getuid()}"
+    return base / "otel-runctx" / "outcomes.sqlite3"
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
+        raise ConfigError(f"{name}={env[name]!r} is not valid; expected a positive integer")
+    return int(raw)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _choice(env, name, ("true", "false"), "true" if default else "false")
+    return raw == "true"
+
+
+def _otlp_logs_protocol(env: Mapping[str, str]) -> OtlpProtocol:
+    for name in ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        if env.get(name, "").strip():
+            if _choice(env, name, ("grpc", "http/protobuf"), "grpc") == "http/protobuf":
+                return "http/protobuf"
+            return "grpc"
+    return "grpc"
+
+
+def _signing_keys(env: Mapping[str, str]) -> tuple[SigningKey, ...]:
+    """Parse ``key_id:secret,key_id:secret``; the secret is everything after the first colon."""
+    keys: list[SigningKey] = []
+    for index, item in enumerate(env.get(ENV_SIGNING_KEYS, "").split(",")):
+        item = item.strip()
+        if not item:
+            continue
+        key_id, colon, secret = item.partition(":")
+        key_id = key_id.strip()
+        where = f"{ENV_SIGNING_KEYS} entry {index + 1}"
+        if not colon or not key_id:
+            raise ConfigError(f"{where} must look like key_id:secret")
+        if len(key_id) > _MAX_KEY_ID_LENGTH or not set(key_id) <= _KEY_ID_CHARACTERS:
+            raise ConfigError(
+                f"{where}: key id {key_id!r} must be 1-{_MAX_KEY_ID_LENGTH} characters of "
+                "A-Z a-z 0-9 _ . -"
+            )
+        secret_bytes = secret.strip().encode("utf-8")
+        if len(secret_bytes) < MIN_SIGNING_SECRET_BYTES:
+            raise ConfigError(
+                f"{where} (key id {key_id!r}): the secret must be at least "
+                f"{MIN_SIGNING_SECRET_BYTES} bytes"
+            )
+        if any(key.key_id == key_id for key in keys):
+            raise ConfigError(f"{where}: key id {key_id!r} appears twice")
+        keys.append(SigningKey(key_id, secret_bytes))
+    return tuple(keys)
+
+
+#: OpenTelemetry variables whose values are secrets: shown as set, never printed.
+_SECRET_MARKERS = ("HEADERS", "KEY", "TOKEN", "PASSWORD", "SECRET")
+
+
+def otel_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every ``OTEL_*`` variable that is set, secrets redacted (for ``otel-runctx doctor``)."""
+    env = os.environ if environ is None else environ
+    return {
+        name: "<set, redacted>" if any(m in name for m in _SECRET_MARKERS) else value
+        for name, value in sorted(env.items())
+        if name.startswith("OTEL_")
+    }
+
+
+def parse_resource_attributes(raw: str) -> dict[str, str]:
+    """Parse ``OTEL_RESOURCE_ATTRIBUTES`` (``k=v,k2=v2``, values percent-encoded)."""
+    result: dict[str, str] = {}
+    for item in raw.split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            result[key.strip()] = unquote(value.strip())
+    return result
