@@ -239,3 +239,10 @@ def parse_resource_attributes(raw: str) -> dict[str, str]:
         if sep and key.strip():
             result[key.strip()] = unquote(value.strip())
     return result
+
+
+def otel_logs_exporters(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The names in ``OTEL_LOGS_EXPORTER``, read now (a distro may have set its default late)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("OTEL_LOGS_EXPORTER", "")
+    return tuple(name.strip() for name in raw.split(",") if name.strip())

@@ -91,15 +91,21 @@ def encode_record(
 def split_line(line: bytes) -> tuple[str, str, str, bytes]:
     """(kind, outcome_id, digest, json) of a journal line; ``outcome_id`` is "" for a resource.
 
-    Raises ValueError for a line this module did not write.
+    Raises ValueError for a line this module did not write, or one damaged since: the check is
+    cheap (no JSON parsing on the worker's hot path), a JSON object must at least be braced.
     """
-    if line.startswith(b"o\t"):
-        _, outcome_id, digest, body = line.split(b"\t", 3)
-        return "o", outcome_id.decode(), digest.decode(), body
-    if line.startswith(b"r\t"):
-        _, digest, body = line.split(b"\t", 2)
-        return "r", "", digest.decode(), body
-    raise ValueError("not a journal line")
+    parts = line.split(b"\t", 3)
+    if parts[0] == b"o" and len(parts) == 4:
+        _, outcome_id, digest, body = parts
+    elif parts[0] == b"r" and len(parts) == 3:
+        outcome_id, (_, digest, body) = b"", parts
+    else:
+        raise ValueError("not a journal line")
+    if not (digest and body.startswith(b"{") and body.endswith(b"}")) or b"\0" in line:
+        raise ValueError("a damaged journal line")
+    if parts[0] == b"o" and not outcome_id:
+        raise ValueError("a journal line without an outcome id")
+    return parts[0].decode(), outcome_id.decode(), digest.decode(), body
 
 
 def decode_body(body: bytes) -> dict[str, Any]:
