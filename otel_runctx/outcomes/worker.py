@@ -86,7 +86,7 @@ class SpoolWorker:
                 self._cycle += 1
                 cycle = self._cycle
             try:
-                self._ingest(time.monotonic() >= next_orphan_scan)
+                ingested = self._ingest(time.monotonic() >= next_orphan_scan)
                 if time.monotonic() >= next_orphan_scan:
                     next_orphan_scan = time.monotonic() + self._orphan_scan_interval
                 rows = self.store.lease(
@@ -105,19 +105,20 @@ class SpoolWorker:
                     backoff = min(max(0.5, backoff * 2), self._max_backoff)
                     self.wake.wait(backoff * random.uniform(0.8, 1.2))
                     continue
-                with self._cond:
-                    self._drained_cycle = cycle
-                    self._cond.notify_all()
+                if ingested:  # lines still in a journal are not sent yet: not drained
+                    with self._cond:
+                        self._drained_cycle = cycle
+                        self._cond.notify_all()
                 if self.stopping:
                     return
-                self.wake.wait(self._poll_interval)
+                self.wake.wait(self._poll_interval if ingested else 1.0)
             except Exception as error:
                 report_error("outcome_spool.worker", error)
                 if self.stopping:
                     return
                 self.wake.wait(1.0)
 
-    def _ingest(self, orphans: bool) -> None:
+    def _ingest(self, orphans: bool) -> bool:
         # A failing ingest (e.g. the store's disk is full) must not stop the sending of rows
         # already stored: the journal lines stay where they are, on reserved blocks.
         try:
@@ -126,6 +127,8 @@ class SpoolWorker:
                 self.intake.ingest_orphans()
         except Exception as error:
             report_error("outcome_spool.ingest", error)
+            return False
+        return True
 
     def _send(self, rows: Sequence[SpoolRow]) -> bool:
         records: list[ReadableLogRecord] = []
