@@ -17,6 +17,7 @@ handler that does not already print to stderr (so it may also reach the OTel pip
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -34,6 +35,18 @@ _lock = threading.Lock()
 _counters: Counter[str] = Counter()
 _last_logged: dict[str, float] = {}
 _speaking = threading.local()
+
+
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held the lock at the moment of the fork; in the child
+    # that thread is gone and the lock would never be released: every count() would hang.
+    global _lock, _speaking
+    _lock = threading.Lock()
+    _speaking = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def count(name: str, amount: int = 1) -> None:

@@ -9,8 +9,9 @@ Called by the runctx configurator (after the SDK built its providers from ``OTEL
 2. wraps each OTLP log exporter of the pipeline in ``SkipDeliveredOutcomes``, so outcomes the
    delivery sends are not sent again by the pipeline (other exporters, e.g. console, still see
    them);
-3. adds a processor whose ``force_flush`` / ``shutdown`` reach the delivery, so the provider's
-   flush and its shutdown at exit flush and stop the spool (bounded, never raising).
+3. adds, first in the pipeline, a processor whose ``force_flush`` / ``shutdown`` reach the
+   delivery, so the provider's flush and its shutdown at exit flush and stop the spool
+   (bounded, never raising) while the OTLP exporter still works.
 
 The exporters sit inside the SDK's processors (``_batch_processor._exporter`` on the batch
 processor, ``_exporter`` on the simple one): private attributes, read only here. When they are
@@ -27,7 +28,7 @@ from opentelemetry._logs import get_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter
 
-from otel_runctx.distro.attach import log_processors_of
+from otel_runctx.distro.attach import _prepend, log_processors_of
 from otel_runctx.exporters.outcome import (
     OutcomeExporter,
     SkipDeliveredOutcomes,
@@ -138,5 +139,10 @@ def _wire(provider: Any) -> Wiring:
     if processors is not None and not any(
         isinstance(p, OutcomeDeliveryProcessor) for p in processors
     ):
-        provider.add_log_record_processor(OutcomeDeliveryProcessor(delivery))
+        # First in line: at exit the provider shuts processors down in order, and the spool's
+        # last sends use the pipeline's OTLP exporter, which must not be shut down yet.
+        ours = OutcomeDeliveryProcessor(delivery)
+        multi = getattr(provider, "_multi_log_record_processor", None)
+        if not _prepend(multi, "_log_record_processors", [ours]):
+            provider.add_log_record_processor(ours)
     return "degraded" if delivery.spool is None else "durable"

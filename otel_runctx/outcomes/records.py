@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,15 @@ __all__ = [
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 _digest_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _digest_lock
+    _digest_lock = threading.Lock()  # a parent thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 # Keyed by id(); the Resource is kept in the value so the id cannot be reused while cached.
 _digests: dict[int, tuple[Resource, str]] = {}
 
