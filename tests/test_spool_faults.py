@@ -259,3 +259,25 @@ def test_a_bad_jsonl_path_is_said_at_startup_and_never_hangs(tmp_path: Path, cas
     assert "RESULT FAILURE" in child.stdout
     assert "otel-runctx: jsonl." in child.stderr, child.stderr
     assert "OTEL_RUNCTX_JSONL_PATH" in child.stderr
+
+
+def test_doctor_shows_a_spool_that_degraded_and_why(tmp_path: Path) -> None:
+    from otel_runctx.cli.doctor import Diagnosis, _check_spool
+
+    path = _bad_locations(tmp_path)["fifo"][0]
+    exporter = RecordingExporter()
+    previous = activate_spool(None)
+    try:
+        start_delivery(
+            path,
+            lambda: OutcomeSpool(path, max_bytes=1 << 20, exporter_factory=lambda: exporter),
+            lambda: exporter,
+        )
+        diagnosis = Diagnosis()
+        _check_spool(diagnosis)
+    finally:
+        activate_spool(previous)
+    (finding,) = [f for f in diagnosis.findings if f.check == "outcome spool"]
+    assert finding.level == "warn"
+    assert "degraded" in finding.detail and "a FIFO" in finding.detail
+    assert finding.fix is not None and "OTEL_RUNCTX_OUTCOME_SPOOL" in finding.fix
