@@ -208,3 +208,23 @@ def test_a_run_past_its_deadline_has_an_error_root_span(spans: InMemorySpanExpor
     (span,) = spans.get_finished_spans()
     assert span.status.status_code is StatusCode.ERROR
     assert span.status.description == "deadline passed"
+
+
+def test_a_celery_retry_header_is_validated_like_any_inbound_run() -> None:
+    import json
+    from types import SimpleNamespace
+
+    from otel_runctx import stats
+    from otel_runctx.integrations.celery import RETRY_HEADER, previous_attempt
+
+    with run("charge", event_id="E", customer_id="c") as first:
+        pass
+    good = json.dumps(first.to_baggage_dict(lean_mode=False))
+    assert previous_attempt(SimpleNamespace(retries=1, **{RETRY_HEADER: good})) == first
+    assert previous_attempt(SimpleNamespace(retries=0, **{RETRY_HEADER: good})) is None
+    assert previous_attempt(SimpleNamespace(retries=1, headers={RETRY_HEADER: good})) == first
+    before = stats.snapshot().get("errors.celery.retry_header", 0)
+    forged = json.dumps({**json.loads(good), "runctx.run_id": "not-a-uuid"})
+    for bad in (forged, "{not json", "[1]"):
+        assert previous_attempt(SimpleNamespace(retries=1, **{RETRY_HEADER: bad})) is None
+    assert stats.snapshot().get("errors.celery.retry_header", 0) == before + 3

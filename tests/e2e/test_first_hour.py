@@ -26,10 +26,12 @@ import pytest
 from .harness import (
     AppRunner,
     Collector,
+    RedisServer,
     child_env,
     fast_export_env,
     instrumented,
     opentelemetry_instrument,
+    wait_for,
 )
 
 APP = textwrap.dedent(
@@ -54,6 +56,7 @@ BROKEN_INSTRUMENTOR = textwrap.dedent(
     """
 )
 
+APPS = Path(__file__).resolve().parent / "apps"
 OTEL_RUNCTX = str(opentelemetry_instrument().parent / "otel-runctx")
 ERRORS = ("UNAVAILABLE", "Failed to export", "Traceback", "Exception while exporting")
 
@@ -264,3 +267,57 @@ def test_the_demo_does_not_claim_a_collector_it_could_not_reach(
     assert done.returncode == 1, done.stdout + done.stderr
     assert "went to your collector" not in done.stdout
     assert f"cannot connect to your collector: http://127.0.0.1:{closed_port}" in done.stdout
+
+
+def test_celery_retries_are_retry_runs_with_one_outcome_each(
+    apps: AppRunner, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    attempts, worker_file = tmp_path / "attempts.jsonl", tmp_path / "worker.jsonl"
+    env = {
+        **fast_export_env(),
+        "E2E_REDIS_URL": redis_server.url,
+        "E2E_ATTEMPTS_FILE": str(attempts),
+        "OTEL_RUNCTX_LOCAL": "true",
+        "OTEL_PROPAGATORS": "tracecontext,runctx",
+    }
+    worker = apps.start(
+        instrumented("-m", "celery", "-A", "celery_retries", "worker", "--pool=solo", "-l", "INFO"),
+        env={**env, "OTEL_RUNCTX_JSONL_PATH": str(worker_file)},
+        cwd=APPS,
+        name="celery_worker",
+    )
+    worker.wait_for_output("ready.", timeout=60)
+    producer = apps.run(
+        instrumented(APPS / "celery_retries.py", "order-7"),
+        env={**env, "OTEL_RUNCTX_JSONL_PATH": str(tmp_path / "producer.jsonl")},
+        cwd=APPS,
+        name="celery_producer",
+        timeout=90,
+    )
+    sent = json.loads(producer.output().strip().splitlines()[-1])
+    assert sent["results"] == ["charged", "charged"]
+    seen = [json.loads(line) for line in attempts.read_text().splitlines()]
+    for how in ("self.retry", "autoretry_for"):
+        runs = [r for r in seen if r["how"] == how]
+        assert [r["attempt"] for r in runs] == [1, 2, 3], (how, seen)
+        assert [r["retry_of_run_id"] for r in runs] == [None, runs[0]["run_id"], runs[1]["run_id"]]
+        assert {r["parent_run_id"] for r in runs} == {sent["run_id"]}, how
+        assert {r["root_run_id"] for r in runs} == {sent["run_id"]}, how
+        assert {r["event_id"] for r in runs} == {"order-7"}
+    run_ids = {r["run_id"] for r in seen}
+
+    def outcomes() -> dict[str, str]:
+        if not worker_file.exists():
+            return {}
+        found = {}
+        for record in read_jsonl(worker_file):
+            attributes = record.get("attributes") or {}
+            if record["signal"] == "log" and "runctx.outcome.status" in attributes:  # type: ignore[operator]
+                found[attributes["runctx.run_id"]] = attributes["runctx.outcome.status"]  # type: ignore[index]
+        return found
+
+    wait_for(lambda: run_ids <= set(outcomes()), timeout=30, message="one outcome per attempt")
+    statuses = outcomes()
+    for how in ("self.retry", "autoretry_for"):
+        runs = [r for r in seen if r["how"] == how]
+        assert [statuses[r["run_id"]] for r in runs] == ["failure", "failure", "success"], how
