@@ -8,6 +8,7 @@ from typing import Any, TypeAlias, TypeVar, cast
 
 import wrapt
 
+from otel_runctx.budget import Budget
 from otel_runctx.runs import RunAsyncGenerator, RunGenerator, RunScope
 
 __all__ = ["workflow"]
@@ -25,6 +26,7 @@ def workflow(
     customer_id: FieldSource = None,
     tenant_id: FieldSource = None,
     deadline_seconds: float | None = None,
+    budget: Budget | None = None,
 ) -> Callable[[F], F]:
     """Decorate a function so every call is one run of workflow ``name``.
 
@@ -34,7 +36,8 @@ def workflow(
     ``cls``) and returns the value, e.g. ``event_id=lambda ticket: ticket.id``.
 
     A generator's run is active only while the generator body runs, never in the consumer
-    between items; it ends when the generator finishes or is closed.
+    between items; it ends when the generator finishes or is closed. ``budget`` applies to every
+    call's run (see :func:`otel_runctx.run`).
     """
 
     def scope_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunScope:
@@ -44,6 +47,7 @@ def workflow(
             customer_id=_resolve(customer_id, args, kwargs),
             tenant_id=_resolve(tenant_id, args, kwargs),
             deadline_seconds=deadline_seconds,
+            budget=budget,
         )
 
     def decorate(function: F) -> F:

@@ -16,8 +16,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from otel_runctx.budget import Budget
 from otel_runctx.context import RunContext, RunStatus, get_run_context, with_run_context
 from otel_runctx.outcomes import emit as outcomes
+from otel_runctx.run_local import release_run_locals
+from otel_runctx.usage import spend
 
 __all__ = ["RunScope", "run"]
 
@@ -34,6 +37,7 @@ class RunScope:
     """
 
     __slots__ = (
+        "_budget",
         "_customer_id",
         "_deadline_seconds",
         "_event_id",
@@ -57,7 +61,11 @@ class RunScope:
         deadline_seconds: float | None = None,
         kind: SpanKind = SpanKind.INTERNAL,
         run_context: RunContext | None = None,
+        budget: Budget | None = None,
     ) -> None:
+        if budget is not None and not isinstance(budget, Budget):
+            raise TypeError(f"budget must be an otel_runctx.Budget, got {type(budget).__name__}")
+        self._budget = budget
         self._workflow = workflow
         self._preset = run_context
         self._event_id = event_id
@@ -121,6 +129,7 @@ class RunScope:
         )
         self.run, self.span = run, span
         self.context = trace.set_span_in_context(span, run_context)
+        spend.start_run(run, parent, self._budget)
         outcomes.run_started(run, span, self.context)
         return self.context
 
@@ -138,6 +147,8 @@ class RunScope:
         self.span = None
         if self.run is not None:
             outcomes.run_ended(self.run, error, status)
+            spend.end_run(self.run)
+            release_run_locals(self.run)
         if error is not None:
             span.record_exception(error, escaped=True)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
@@ -182,11 +193,15 @@ def run(
     tenant_id: str | None = None,
     deadline_seconds: float | None = None,
     kind: SpanKind = SpanKind.INTERNAL,
+    budget: Budget | None = None,
 ) -> RunScope:
     """Start a run of ``workflow``: ``with run(...) as ctx:`` or ``async with run(...) as ctx:``.
 
     At top level ``event_id`` and ``customer_id`` are required. Inside another run this starts a
     child run that inherits root, event, customer and tenant unless they are given.
+
+    ``budget`` limits what the run (with its child runs) may spend; a child run without one gets
+    a share of its parent's remaining budget (see :class:`otel_runctx.Budget`).
     """
     return RunScope(
         workflow,
@@ -195,6 +210,7 @@ def run(
         tenant_id=tenant_id,
         deadline_seconds=deadline_seconds,
         kind=kind,
+        budget=budget,
     )
 
 
