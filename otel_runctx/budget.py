@@ -99,11 +99,13 @@ class RunBudget:
 
     __slots__ = (
         "_cancel",
+        "_checks",
         "_lock",
         "enforce",
         "exceeded",
         "exceeded_usage",
         "limits",
+        "needs_cost",
         "parent",
         "run_id",
         "spent",
@@ -131,19 +133,15 @@ class RunBudget:
                 if limits[index] is not None:
                     limits[index] = math.floor(limits[index])  # type: ignore[arg-type]
         self.limits: tuple[float | None, ...] = tuple(limits)
+        # (index, limit) of the limits that are set: what add() compares, nothing more.
+        self._checks = tuple((i, limit) for i, limit in enumerate(limits) if limit is not None)
+        #: True if this run or a budgeted ancestor limits cost (so its calls must be priced).
+        self.needs_cost: bool = limits[_COST] is not None or (
+            parent is not None and parent.needs_cost
+        )
         self.spent: list[float] = [0.0, 0, 0, 0]
         self.exceeded: str | None = None
         self.exceeded_usage: tuple[float, ...] | None = None
-
-    @property
-    def needs_cost(self) -> bool:
-        """True if this run or a budgeted ancestor limits cost (so spans must be priced)."""
-        node: RunBudget | None = self
-        while node is not None:
-            if node.limits[_COST] is not None:
-                return True
-            node = node.parent
-        return False
 
     def add(self, cost: float, input_tokens: int, output_tokens: int) -> list[RunBudget]:
         """Add one LLM call to this run and its ancestors; cancel every run that reaches a limit
@@ -158,9 +156,9 @@ class RunBudget:
                 spent[_OUTPUT] += output_tokens
                 spent[_CALLS] += 1
                 if node.exceeded is None:
-                    for name, limit, used in zip(LIMITS, node.limits, spent, strict=True):
-                        if limit is not None and used >= limit:
-                            node.exceeded = name
+                    for index, limit in node._checks:
+                        if spent[index] >= limit:
+                            node.exceeded = LIMITS[index]
                             node.exceeded_usage = tuple(spent)
                             crossed.append(node)
                             break

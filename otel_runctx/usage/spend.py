@@ -18,14 +18,15 @@ knows about prices.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 from opentelemetry.context import Context
 
 from otel_runctx.budget import Budget, RunBudget
 from otel_runctx.context import RunContext, get_run_context
-from otel_runctx.settings import get_settings
+from otel_runctx.settings import Settings, get_settings
 from otel_runctx.stats import count, report_error
-from otel_runctx.usage.prices import get_price_table
+from otel_runctx.usage.prices import ModelPrice, get_price_table
 
 __all__ = [
     "budget_of",
@@ -44,6 +45,8 @@ _lock = threading.Lock()
 _live: dict[str, RunBudget] = {}
 #: Runs (ids) whose enforce="raise" budget was crossed and that are still live.
 _hard_stopped: set[str] = set()
+#: The settings the price lookup was resolved for, and the model -> price table then in force.
+_prices: tuple[Settings, Mapping[str, ModelPrice]] | None = None
 
 
 def budget_of(run: RunContext) -> RunBudget | None:
@@ -154,12 +157,19 @@ def check_span_start(parent_context: Context | None) -> None:
 
 def _call_cost(model: str | None, input_tokens: int, output_tokens: int) -> float | None:
     """What one call cost, or None if its model has no price (or the price table is broken)."""
-    try:
-        table = get_price_table()
-    except Exception as error:
-        report_error("budget.prices", error)
-        return None
-    price = table.price_of(model) if table is not None and model else None
+    global _prices
+    settings = get_settings()
+    cached = _prices
+    if cached is None or cached[0] is not settings:
+        # Re-resolved only when the settings object changes (reload_settings): comparing the
+        # price file's Path on every call would cost more than the whole budget check.
+        try:
+            table = get_price_table()
+        except Exception as error:
+            report_error("budget.prices", error)
+            table = None
+        cached = _prices = (settings, table.models if table is not None else {})
+    price = cached[1].get(model) if model else None
     return price.cost(input_tokens, output_tokens) if price is not None else None
 
 
