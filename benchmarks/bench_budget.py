@@ -18,7 +18,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from benchmarks._harness import Row, ns_per_op
-from otel_runctx import Budget, RunContext, RunLocal, reset_run_context, set_run_context
+from otel_runctx import Budget, RunContext, RunLocal, reset_run_context, run, set_run_context
 from otel_runctx import settings as runctx_settings
 from otel_runctx.run_local import release_run_locals
 from otel_runctx.usage import rollup, spend
@@ -91,6 +91,14 @@ def _per_run_hooks_ns(ops: int) -> float:
     return ns_per_op(hooks, ops=ops)
 
 
+def _run_scope_ns(ops: int) -> float:
+    def one_run() -> None:
+        with run("bench", event_id="e", customer_id="c"):
+            pass
+
+    return ns_per_op(one_run, ops=ops)
+
+
 def _run_local_ns(ops: int) -> tuple[float, float]:
     local: RunLocal[int] = RunLocal()
     run = RunContext.create("bench", event_id="e", customer_id="c")
@@ -120,6 +128,7 @@ def measure(quick: bool) -> list[Row]:
     finally:
         runctx_settings.reload_settings()
     hooks = _per_run_hooks_ns(ops)
+    scope = _run_scope_ns(max(ops // 20, 200))
     get_ns, set_ns = _run_local_ns(ops)
     return [
         Row("roll-up on_end, LLM span, no budget", bare),
@@ -134,7 +143,12 @@ def measure(quick: bool) -> list[Row]:
         Row("budget hook: token budget", tokens, note="goal <= 1,000 ns"),
         Row("budget hook: cost budget", cost, note="priced per call; goal <= 1,000 ns"),
         Row("budget hook: 3 runs deep, cost", nested, note="adds to 3 budgets"),
-        Row("per run, no budget: hooks", hooks, note="budget start/end + RunLocal release"),
+        Row("run() scope, no budget", scope, note="the whole run, for scale"),
+        Row(
+            "per run, no budget: hooks",
+            hooks,
+            note=f"budget start/end + RunLocal release: {hooks / scope:.2%} of a run()",
+        ),
         Row("RunLocal.get", get_ns),
         Row("RunLocal.set", set_ns),
     ]

@@ -123,15 +123,14 @@ class RunBudget:
         self._lock: threading.Lock = parent._lock if parent is not None else threading.Lock()
         self._cancel = cancel
         self.enforce: Enforce = budget.enforce
-        limits = list(budget.limits())
-        if parent is not None and not budget.has_limits:
-            # A child without limits of its own: a share of what the parent has left.
+        limits: list[float | None] = list(budget.limits())
+        if parent is not None:
+            # Every limit the child does not set: a share of what the parent has left.
             share = budget.share if budget.share is not None else 1.0
-            left = parent.remaining_limits()
-            limits = [None if value is None else value * share for value in left]
-            for index in (_INPUT, _OUTPUT, _CALLS):
-                if limits[index] is not None:
-                    limits[index] = math.floor(limits[index])  # type: ignore[arg-type]
+            for index, left in enumerate(parent.remaining_limits()):
+                if limits[index] is None and left is not None:
+                    value = left * share
+                    limits[index] = value if index == _COST else math.floor(value)
         self.limits: tuple[float | None, ...] = tuple(limits)
         # (index, limit) of the limits that are set: what add() compares, nothing more.
         self._checks = tuple((i, limit) for i, limit in enumerate(limits) if limit is not None)

@@ -240,6 +240,31 @@ def test_a_child_given_its_own_budget_keeps_it_and_the_parent_still_counts(
         assert parent.is_cancelled()
 
 
+def test_a_share_applies_to_the_limits_a_child_does_not_set(tracer: Tracer) -> None:
+    with run("agent", event_id="E", customer_id="c", budget=Budget(cost=0.1, llm_calls=10)):
+        llm_call(tracer)
+        with run("tool", budget=Budget(llm_calls=3, share=0.5)) as child:
+            left = child.remaining_budget()
+            assert left is not None and left.llm_calls == 3
+            assert left.cost == pytest.approx((0.1 - CALL_COST) / 2)
+
+
+def test_concurrent_calls_from_many_threads_add_up_exactly(tracer: Tracer) -> None:
+    with ContextPoolExecutor(max_workers=8) as pool:
+        with run("agent", event_id="E", customer_id="c", budget=Budget(llm_calls=1000)) as ctx:
+            jobs = [pool.submit(llm_call, tracer) for _ in range(800)]
+            for job in jobs:
+                job.result(timeout=60)
+            assert ctx.remaining_budget() == Budget(llm_calls=200)
+            assert not ctx.is_cancelled()
+            jobs = [pool.submit(llm_call, tracer) for _ in range(300)]
+            for job in jobs:
+                job.result(timeout=60)
+            assert ctx.cancellation_reason == "budget:llm_calls"
+            assert ctx.remaining_budget() == Budget(llm_calls=0)
+            assert stats.snapshot().get("budget.exceeded", 0) >= 1
+
+
 def test_a_share_without_a_parent_budget_is_no_budget(tracer: Tracer) -> None:
     with run("plain", event_id="E", customer_id="c"):
         with run("child", budget=Budget(share=0.5)) as child:
@@ -249,7 +274,8 @@ def test_a_share_without_a_parent_budget_is_no_budget(tracer: Tracer) -> None:
 def test_enforce_raise_makes_the_next_span_raise(
     logs: InMemoryLogRecordExporter, tracer: Tracer
 ) -> None:
-    """The span processor's exception reaches start_as_current_span (an SDK fact we rely on)."""
+    """An exception from a span processor's on_start reaches start_as_current_span: an SDK fact
+    the hard stop relies on (SynchronousMultiSpanProcessor does not catch)."""
     calls = 0
     with pytest.raises(BudgetExceeded) as raised:
         with run(
