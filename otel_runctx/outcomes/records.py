@@ -104,6 +104,8 @@ def split_line(line: bytes) -> tuple[str, str, str, bytes]:
     Raises ValueError for a line this module did not write, or one damaged since: the check is
     cheap (no JSON parsing on the worker's hot path), a JSON object must at least be braced.
     """
+    if line.endswith(b"\n"):  # as encode_record wrote it (journal readers split it off)
+        line = line[:-1]
     parts = line.split(b"\t", 3)
     if parts[0] == b"o" and len(parts) == 4:
         _, outcome_id, digest, body = parts
