@@ -23,6 +23,7 @@ DOCUMENTED_PATHS = [
     "otel_runctx.processors:UsageRollupProcessor",
     "otel_runctx.propagation:RunContextPropagator",
     "otel_runctx.propagation:propagation_stats",
+    "otel_runctx.sampling:RunConsistentSampler",
     "otel_runctx.metrics:register_stats_instruments",
     "otel_runctx.instrumentation:ExecutorContextInstrumentor",
     "otel_runctx.isolation:ContextPoolExecutor",
@@ -39,7 +40,8 @@ DOCUMENTED_PATHS = [
 LAYERS: list[set[str]] = [
     {"keys", "ids", "validation", "settings", "config", "environment_variables", "stats"},
     {"context", "metrics", "instrumentation"},
-    {"processors", "propagation", "usage"},
+    # sampling (issue 10) reads the run from the parent context like processors do.
+    {"processors", "propagation", "sampling", "usage"},
     {"outcomes"},
     {"runs", "decorators", "isolation"},
     {"exporters"},
@@ -101,6 +103,7 @@ def test_every_entry_point_in_pyproject_loads_through_importlib_metadata() -> No
         "opentelemetry_logs_exporter",
         "opentelemetry_environment_variables",
         "opentelemetry_instrumentor",
+        "opentelemetry_traces_sampler",
         "console_scripts",
     } <= groups
     for point in ours:
@@ -128,7 +131,7 @@ def test_the_top_level_holds_only_the_run_model_and_run_scopes() -> None:
     }  # fmt: skip
     assert packages == {
         "cli", "distro", "exporters", "instrumentation", "outcomes", "processors",
-        "propagation", "usage",
+        "propagation", "sampling", "usage",
     }  # fmt: skip
 
 

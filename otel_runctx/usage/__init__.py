@@ -1,6 +1,9 @@
-"""Usage: the per-run roll-up of spans, errors and LLM tokens, and the prices that turn tokens into
-cost. Imports only the run model, settings and stats; outcomes read the roll-up from here."""
+"""Usage: the per-run roll-up of spans, errors and LLM tokens (from every common token
+convention, counted once when spans nest), and the prices that turn tokens into cost (a local
+table, then genai-prices). Imports only the run model, settings and stats; outcomes read the
+roll-up from here."""
 
+from otel_runctx.usage.conventions import LlmUsage, read_llm_usage
 from otel_runctx.usage.rollup import RunUsage, UsageRollupProcessor
 
-__all__ = ["RunUsage", "UsageRollupProcessor"]
+__all__ = ["LlmUsage", "RunUsage", "UsageRollupProcessor", "read_llm_usage"]
