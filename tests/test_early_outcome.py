@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -101,3 +102,43 @@ def test_a_crash_after_an_early_outcome_still_delivers_it(tmp_path: Path) -> Non
         assert attributes["runctx.usage.final"] is False  # the run never ended
     finally:
         spool.shutdown(timeout=2)
+
+
+class ContextSpy(RecordingExporter):
+    """Notes, for each export, the run and the suppression flag the spool worker sends under."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[object, bool]] = []
+
+    def export(self, batch: Any) -> Any:
+        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+        from otel_runctx import get_run_context
+
+        self.seen.append((get_run_context(), is_instrumentation_enabled()))
+        return super().export(batch)
+
+
+def test_the_spool_worker_sends_outside_any_run_with_instrumentation_suppressed(
+    tmp_path: Path,
+) -> None:
+    # The threading instrumentation copies the starter's context into a new thread, so a
+    # spool worker first started inside a run would send (and be traced) as part of that run.
+    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+    ThreadingInstrumentor().instrument()
+    spy = ContextSpy()
+    try:
+        previous = activate_spool(None)
+        try:
+            with run("agent", event_id="E", customer_id="c"):
+                spool = make_spool(tmp_path / "spool.db", spy)  # worker thread starts in the run
+                activate_spool(spool)
+            assert spool.flush(timeout=10)
+        finally:
+            activate_spool(previous)
+        spool.shutdown(timeout=2)
+    finally:
+        ThreadingInstrumentor().uninstrument()
+    assert spy.seen and all(seen == (None, False) for seen in spy.seen)
