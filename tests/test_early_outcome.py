@@ -121,24 +121,19 @@ class ContextSpy(RecordingExporter):
 
 
 def test_the_spool_worker_sends_outside_any_run_with_instrumentation_suppressed(
-    tmp_path: Path,
+    tmp_path: Path, instrumented: None
 ) -> None:
-    # The threading instrumentation copies the starter's context into a new thread, so a
-    # spool worker first started inside a run would send (and be traced) as part of that run.
-    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
-
-    ThreadingInstrumentor().instrument()
+    # Thread instrumentation (ours here; the contrib threading one does the same) copies the
+    # starter's context into a new thread, so a spool worker first started inside a run would
+    # send (and be traced) as part of that run.
     spy = ContextSpy()
+    previous = activate_spool(None)
     try:
-        previous = activate_spool(None)
-        try:
-            with run("agent", event_id="E", customer_id="c"):
-                spool = make_spool(tmp_path / "spool.db", spy)  # worker thread starts in the run
-                activate_spool(spool)
-            assert spool.flush(timeout=10)
-        finally:
-            activate_spool(previous)
-        spool.shutdown(timeout=2)
+        with run("agent", event_id="E", customer_id="c"):
+            spool = make_spool(tmp_path / "spool.db", spy)  # worker thread starts in the run
+            activate_spool(spool)
+        assert spool.flush(timeout=10)
     finally:
-        ThreadingInstrumentor().uninstrument()
+        activate_spool(previous)
+    spool.shutdown(timeout=2)
     assert spy.seen and all(seen == (None, False) for seen in spy.seen)
