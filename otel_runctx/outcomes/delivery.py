@@ -34,6 +34,7 @@ from otel_runctx.settings import get_settings
 from otel_runctx.stats import report_error
 from otel_runctx.usage.prices import get_price_table, price_table_is_broken
 from otel_runctx.usage.rollup import RunUsage
+from otel_runctx.usage.spend import budget_of
 
 __all__ = ["PENDING_HOLD_SECONDS", "deliver_outcome", "spool_pending_outcome"]
 
@@ -118,6 +119,12 @@ def _outcome_attributes(
             complete = False
     extra["runctx.usage.complete"] = complete
     extra["runctx.usage.final"] = final
+    budget = budget_of(run)
+    if budget is not None:  # runctx.budget.*: limits, spend, and the limit reached (if any)
+        try:
+            extra.update(budget.to_attributes())
+        except Exception as error:
+            report_error("outcome.budget", error)
     return extra
 
 

@@ -34,6 +34,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import keys
 from otel_runctx.stats import count, report_error
+from otel_runctx.usage import spend
 from otel_runctx.usage.attributes import usage_attributes
 from otel_runctx.usage.conventions import LlmUsage, read_llm_usage
 from otel_runctx.usage.prices import PriceTable
@@ -194,7 +195,9 @@ class UsageRollupProcessor(SpanProcessor):
         _enabled = True
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Nothing to do at start: usage is known when a span ends."""
+        """Usage is known when a span ends; at start only a used-up ``enforce="raise"`` budget
+        acts: it raises BudgetExceeded (on purpose, the one exception we raise)."""
+        spend.check_span_start(parent_context)  # budget hook (otel_runctx.usage.spend)
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
@@ -237,6 +240,9 @@ class UsageRollupProcessor(SpanProcessor):
                 count("usage.bad_token_count")
             if call is not None and covered:
                 count("usage.nested_tokens_skipped")
+            if call is not None and not covered:  # budget hook (otel_runctx.usage.spend)
+                model = call.request_model or call.model  # as budgets priced it before
+                spend.on_llm_usage(run_id, model, call.input_tokens, call.output_tokens)
         except Exception as error:
             report_error("usage_processor.on_end", error)
 
