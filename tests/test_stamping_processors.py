@@ -125,7 +125,7 @@ def test_root_span_is_stamped_by_run_itself_without_our_processor(
     run_attributes = {
         k: v
         for k, v in runctx_attributes(finished["run job"]).items()
-        if not k.startswith(("runctx.outcome.", "runctx.usage."))
+        if not k.startswith(("runctx.outcome.", "runctx.usage.", "runctx.sample."))
     }
     assert run_attributes == dict(ctx.to_span_attributes())
     assert runctx_attributes(finished["x"]) == {}

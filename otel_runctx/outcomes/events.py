@@ -19,6 +19,7 @@ from collections import deque
 
 from opentelemetry._logs import Logger, LogRecord
 
+from otel_runctx.outcomes.background import background
 from otel_runctx.stats import report_error
 
 __all__ = ["emit_soon", "flush_outcome_events"]
@@ -61,6 +62,10 @@ class _Handoff:
                 self._thread.start()
 
     def _run(self) -> None:
+        with background():  # our helper thread: outside any run, instrumentation suppressed
+            self._work()
+
+    def _work(self) -> None:
         queue = self._queue
         while True:
             self._wake.wait(FLUSH_INTERVAL)
