@@ -105,6 +105,10 @@ class RunContext:
     _attributes: Mapping[str, AttributeValue] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    # (the settings' key tuple it was built for, the mapping): see to_stamp_attributes.
+    _stamp: tuple[tuple[str, ...], Mapping[str, AttributeValue]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         check_run_id("run_id", self.run_id)
@@ -228,6 +232,24 @@ class RunContext:
             attributes = MappingProxyType(self._build_attributes())
             object.__setattr__(self, "_attributes", attributes)
         return attributes
+
+    def to_stamp_attributes(self) -> Mapping[str, AttributeValue]:
+        """What every span and log record of the run carries (``OTEL_RUNCTX_SPAN_ATTRIBUTES``).
+
+        By default the lean set (run, event, customer, tenant, workflow): what per-span queries
+        need. The full set (:meth:`to_span_attributes`) goes on the run's root span and outcome
+        event, so nothing is lost, and each span costs less to encode and ship. Built once per
+        instance and per setting, then shared (read-only).
+        """
+        wanted = get_settings().span_attribute_keys
+        stamp = self._stamp
+        if stamp is not None and stamp[0] is wanted:
+            return stamp[1]
+        full = self.to_span_attributes()
+        subset = {key: full[key] for key in wanted if key in full}
+        mapping = full if len(subset) == len(full) else MappingProxyType(subset)
+        object.__setattr__(self, "_stamp", (wanted, mapping))
+        return mapping
 
     def _build_attributes(self) -> dict[str, AttributeValue]:
         attributes: dict[str, AttributeValue] = {
