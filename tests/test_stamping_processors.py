@@ -267,3 +267,28 @@ def test_a_failing_processor_never_reaches_the_caller(
             span.set_attribute("user.ok", True)
     assert [s.name for s in exporter.get_finished_spans()] == ["survives"]
     assert stats.snapshot()["errors.span_processor.on_start"] == before + 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"runctx.outcome.status": "success", "runctx.outcome.duration_ms": 1.5, "n": 3, "b": True},
+        {"runctx.usage.models": ["gpt-4o", "o3"], "runctx.usage.span_count": 2},
+    ],
+    ids=["scalars", "with-a-list"],
+)
+def test_outcome_attributes_on_the_root_span_match_the_public_api(
+    extra: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stamp_scalars takes the fast path only for plain scalars; a list goes the public way and
+    comes out as the tuple the SDK makes of it."""
+    results = {}
+    for name, chosen in (("fast", _fast_stamp.stamp_fast), ("public", _fast_stamp.stamp_public)):
+        monkeypatch.setattr(_fast_stamp, "stamp", chosen)
+        tracer, exporter = stamped_tracer()
+        span = tracer.start_span("root", attributes={"user.key": 1})
+        _fast_stamp.stamp_scalars(span, extra)  # type: ignore[arg-type]
+        span.end()
+        results[name] = dict(exporter.get_finished_spans()[0].attributes or {})
+    assert results["fast"] == results["public"]
+    assert all(not isinstance(value, list) for value in results["fast"].values())

@@ -22,6 +22,7 @@ from otel_runctx.context import RunContext, RunStatus
 from otel_runctx.outcomes.active import get_active_spool
 from otel_runctx.outcomes.events import emit_soon
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, Outcome
+from otel_runctx.processors import _fast_stamp
 from otel_runctx.settings import get_settings
 from otel_runctx.stats import report_error
 from otel_runctx.usage.prices import get_price_table
@@ -97,7 +98,7 @@ def deliver_outcome(
     if root_span is not None:
         try:
             if root_span.is_recording():
-                root_span.set_attributes(extra)
+                _fast_stamp.stamp_scalars(root_span, extra)
         except Exception as error:
             report_error("outcome.root_span", error)
     try:
