@@ -19,6 +19,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import keys
 from otel_runctx.context import RunContext, RunStatus
+from otel_runctx.outcomes import _fast_emit
 from otel_runctx.outcomes.active import get_active_spool
 from otel_runctx.outcomes.events import emit_soon
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, Outcome
@@ -142,7 +143,7 @@ def _emit_event(
     ):
         emit_soon(_logger, record)
     else:
-        _logger.emit(record)
+        _fast_emit.emit(_logger, record)
 
 
 def _record_metrics(run: RunContext, outcome: Outcome, duration_seconds: float | None) -> None:
