@@ -8,6 +8,7 @@ services carries the run too, and there is no second copy that could drift.
 from __future__ import annotations
 
 import enum
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -41,6 +42,12 @@ __all__ = [
 ]
 
 _RUN_CONTEXT_KEY = otel_context.create_key("runctx.run_context")
+
+#: A lower-case canonical UUID: what ``generate_run_id`` makes and ``check_run_id`` accepts. One
+#: C-level match instead of parsing the id into a ``uuid.UUID`` and back.
+_is_canonical_uuid = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+).fullmatch
 
 
 class RunStatus(str, enum.Enum):
@@ -111,7 +118,8 @@ class RunContext:
     )
 
     def __post_init__(self) -> None:
-        check_run_id("run_id", self.run_id)
+        if not _is_canonical_uuid(self.run_id):  # ids minted here are; skip parsing them again
+            check_run_id("run_id", self.run_id)
         check_text("workflow", self.workflow)
         check_text("event_id", self.event_id)
         check_text("customer_id", self.customer_id)
@@ -122,7 +130,8 @@ class RunContext:
             check_run_id("parent_run_id", self.parent_run_id)
         if not self.root_run_id:
             object.__setattr__(self, "root_run_id", self.run_id)
-        check_run_id("root_run_id", self.root_run_id)
+        if not _is_canonical_uuid(self.root_run_id):
+            check_run_id("root_run_id", self.root_run_id)
         check_attempt(self.attempt)
         if self.retry_of_run_id is not None:
             check_run_id("retry_of_run_id", self.retry_of_run_id)
