@@ -180,6 +180,21 @@ def _span_attribute_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(f"runctx.{name}" for name in names)
 
 
+def resource_environment_default(environ: Mapping[str, str] | None = None) -> str | None:
+    """The ``deployment.environment.name`` to add to ``OTEL_RESOURCE_ATTRIBUTES``, if any.
+
+    Only when ``OTEL_RUNCTX_ENVIRONMENT`` is set and the resource names no environment: the
+    environment is a property of the process, so it belongs on the resource (sent once per
+    batch), not on every span.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get(ENV_ENVIRONMENT, "").strip()
+    resource = parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    if not explicit or any(resource.get(key) for key in _RESOURCE_ENVIRONMENT_KEYS):
+        return None
+    return explicit
+
+
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
     raw = env.get(name, "").strip().lower()
     if not raw:

@@ -127,3 +127,21 @@ def test_the_stamp_set_follows_a_settings_reload_on_an_existing_run(
     assert set(ctx.to_stamp_attributes()) == LEAN - {"runctx.tenant_id"}
     span_attributes("full")
     assert ctx.to_stamp_attributes() == ctx.to_span_attributes()
+
+
+def test_the_distro_puts_the_environment_on_the_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.resources import Resource
+
+    from otel_runctx.distro.entry_points import DISTRO_DEFAULTS, apply_env_defaults
+
+    for name, value in DISTRO_DEFAULTS.items():  # so the distro's setdefault is undone after
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OTEL_RUNCTX_ENVIRONMENT", "staging eu")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=payments")
+    apply_env_defaults()
+    assert Resource.create().attributes["deployment.environment.name"] == "staging eu"
+    assert Resource.create().attributes["team"] == "payments"
+    # A resource that already names an environment is the user's choice.
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=prod")
+    apply_env_defaults()
+    assert Resource.create().attributes["deployment.environment.name"] == "prod"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from typing import Any
+from urllib.parse import quote
 
 from opentelemetry._logs import get_logger_provider
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
@@ -36,6 +37,7 @@ from otel_runctx.distro.attach import (
     build_span_processors,
     install_propagator,
 )
+from otel_runctx.settings import resource_environment_default
 from otel_runctx.stats import report_error
 
 __all__ = [
@@ -61,9 +63,15 @@ DISTRO_DEFAULTS = {
 
 
 def apply_env_defaults() -> None:
-    """Set :data:`DISTRO_DEFAULTS` for every variable the user left unset."""
+    """Set :data:`DISTRO_DEFAULTS` for every variable the user left unset, and put
+    ``OTEL_RUNCTX_ENVIRONMENT`` on the resource when the resource names no environment."""
     for name, value in DISTRO_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    environment = resource_environment_default()
+    if environment is not None:
+        current = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").strip().rstrip(",")
+        member = f"deployment.environment.name={quote(environment, safe='')}"
+        os.environ["OTEL_RESOURCE_ATTRIBUTES"] = f"{current},{member}" if current else member
 
 
 def user_chose_propagators() -> bool:
