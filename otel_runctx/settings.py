@@ -8,6 +8,7 @@ misbehaving on the hot path.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tempfile
 import threading
@@ -31,6 +32,7 @@ ENV_OUTCOME_METRICS_CUSTOMER = "OTEL_RUNCTX_OUTCOME_METRICS_CUSTOMER"
 ENV_PRICES = "OTEL_RUNCTX_PRICES"
 ENV_JSONL_PATH = "OTEL_RUNCTX_JSONL_PATH"
 ENV_SPAN_ATTRIBUTES = "OTEL_RUNCTX_SPAN_ATTRIBUTES"
+ENV_LOCAL = "OTEL_RUNCTX_LOCAL"
 
 DEFAULT_ENVIRONMENT = "production"
 DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
@@ -96,6 +98,8 @@ class Settings:
     #: The ``runctx.*`` keys stamped on every span and log record (the root span and the outcome
     #: event always carry all of them).
     span_attribute_keys: tuple[str, ...] = tuple(f"runctx.{name}" for name in LEAN_SPAN_FIELDS)
+    #: The no-collector recipe: unset ``OTEL_{TRACES,METRICS,LOGS}_EXPORTER`` default to the file.
+    local: bool = False
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -120,7 +124,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         signing_keys=signing_keys,
         jsonl_path=env.get(ENV_JSONL_PATH, "").strip() or DEFAULT_JSONL_PATH,
         span_attribute_keys=_span_attribute_keys(env),
+        local=local_mode(env),
     )
+
+
+def local_mode(environ: Mapping[str, str] | None = None) -> bool:
+    """``OTEL_RUNCTX_LOCAL=true``: the distro defaults every exporter to ``runctx_jsonl``.
+
+    Read on its own because the distro needs it before anything else is configured.
+    """
+    return _flag(os.environ if environ is None else environ, ENV_LOCAL, False)
 
 
 _cached: Settings | None = None
@@ -298,3 +311,23 @@ def parse_resource_attributes(raw: str) -> dict[str, str]:
         if sep and key.strip():
             result[key.strip()] = unquote(value.strip())
     return result
+
+
+def known_runctx_variables() -> list[str]:
+    """Every ``OTEL_RUNCTX_*`` name this version reads (the ``ENV_*`` constants)."""
+    return sorted(
+        value
+        for name, value in globals().items()
+        if name.startswith("ENV_") and isinstance(value, str) and value.startswith("OTEL_RUNCTX_")
+    )
+
+
+def unknown_runctx_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``OTEL_RUNCTX_*`` names in ``environ`` that nothing reads: (name, closest known name or
+    None). A typo otherwise fails silently: the setting keeps its default."""
+    known = known_runctx_variables()
+    return [
+        (name, next(iter(difflib.get_close_matches(name, known, n=1)), None))
+        for name in sorted(environ)
+        if name.startswith("OTEL_RUNCTX_") and name not in known
+    ]

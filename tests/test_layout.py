@@ -41,7 +41,9 @@ LAYERS: list[set[str]] = [
     {"context", "metrics", "instrumentation"},
     {"processors", "propagation", "usage"},
     {"outcomes"},
-    {"runs", "decorators", "isolation"},
+    {"runs", "decorators", "extractors", "isolation"},
+    # Integrations with third-party libraries (tenacity, celery) build on the run scopes.
+    {"integrations"},
     {"exporters"},
     {"distro"},
     # The package's __init__ is the public facade: it re-exports names from every layer.
@@ -124,11 +126,12 @@ def test_the_top_level_holds_only_the_run_model_and_run_scopes() -> None:
     packages = {p.name for p in PACKAGE_ROOT.iterdir() if (p / "__init__.py").exists()}
     assert modules == {
         "__init__", "__main__", "config", "context", "decorators", "environment_variables",
+        "extractors",
         "ids", "isolation", "keys", "metrics", "runs", "settings", "stats", "validation",
     }  # fmt: skip
     assert packages == {
-        "cli", "distro", "exporters", "instrumentation", "outcomes", "processors",
-        "propagation", "usage",
+        "cli", "distro", "exporters", "instrumentation", "integrations", "outcomes",
+        "processors", "propagation", "usage",
     }  # fmt: skip
 
 

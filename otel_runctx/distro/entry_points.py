@@ -37,6 +37,7 @@ from otel_runctx.distro.attach import (
     build_span_processors,
     install_propagator,
 )
+from otel_runctx.distro.defaults import local_defaults, logging_defaults
 from otel_runctx.settings import resource_environment_default
 from otel_runctx.stats import report_error
 
@@ -62,10 +63,17 @@ DISTRO_DEFAULTS = {
 }
 
 
-def apply_env_defaults() -> None:
+def apply_env_defaults(*, logging_handler: bool = False) -> None:
     """Set :data:`DISTRO_DEFAULTS` for every variable the user left unset, and put
-    ``OTEL_RUNCTX_ENVIRONMENT`` on the resource when the resource names no environment."""
-    for name, value in DISTRO_DEFAULTS.items():
+    ``OTEL_RUNCTX_ENVIRONMENT`` on the resource when the resource names no environment.
+
+    Local mode's exporters come first (see :mod:`otel_runctx.distro.defaults`); with
+    ``logging_handler`` (the distro, not ``configure()``) stdlib logging is exported by default.
+    """
+    chosen = dict(local_defaults(os.environ))
+    if logging_handler:
+        chosen.update(logging_defaults(os.environ))
+    for name, value in {**DISTRO_DEFAULTS, **chosen}.items():
         os.environ.setdefault(name, value)
     environment = resource_environment_default()
     if environment is not None:
@@ -117,7 +125,7 @@ class RunContextDistro(BaseDistro):  # type: ignore[misc]
     """``opentelemetry_distro: runctx``: OTLP by default, run propagation on by default."""
 
     def _configure(self, **kwargs: Any) -> None:
-        apply_env_defaults()
+        apply_env_defaults(logging_handler=True)
         try:
             ensure_propagator()
         except Exception as error:
