@@ -9,6 +9,7 @@ misbehaving on the hot path.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import tempfile
 import threading
@@ -33,6 +34,7 @@ ENV_PRICES = "OTEL_RUNCTX_PRICES"
 ENV_JSONL_PATH = "OTEL_RUNCTX_JSONL_PATH"
 ENV_SPAN_ATTRIBUTES = "OTEL_RUNCTX_SPAN_ATTRIBUTES"
 ENV_LOCAL = "OTEL_RUNCTX_LOCAL"
+ENV_DEFAULT_BUDGET_COST = "OTEL_RUNCTX_DEFAULT_BUDGET_COST"
 
 DEFAULT_ENVIRONMENT = "production"
 DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
@@ -100,6 +102,8 @@ class Settings:
     span_attribute_keys: tuple[str, ...] = tuple(f"runctx.{name}" for name in LEAN_SPAN_FIELDS)
     #: The no-collector recipe: unset ``OTEL_{TRACES,METRICS,LOGS}_EXPORTER`` default to the file.
     local: bool = False
+    #: The cost budget of every top-level run started without ``budget=`` (None: no default).
+    default_budget_cost: float | None = None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +129,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jsonl_path=env.get(ENV_JSONL_PATH, "").strip() or DEFAULT_JSONL_PATH,
         span_attribute_keys=_span_attribute_keys(env),
         local=local_mode(env),
+        default_budget_cost=_positive_number(env, ENV_DEFAULT_BUDGET_COST),
     )
 
 
@@ -244,6 +249,19 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
         raise ConfigError(f"{name}={env[name]!r} is not valid; expected a positive integer")
     return int(raw)
+
+
+def _positive_number(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name}={env[name]!r} is not valid; expected a positive number")
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
