@@ -99,3 +99,14 @@ def test_the_probe_turns_the_fast_path_off_when_sdk_internals_differ(
 
     monkeypatch.setattr(_fast_emit, "BoundedAttributes", SomeOtherStorage)
     assert _fast_emit._probe() is False
+
+
+def test_a_record_the_sdk_cannot_wrap_is_still_emitted_the_public_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(**kwargs: object) -> None:
+        raise TypeError("a ReadWriteLogRecord with a different constructor")
+
+    monkeypatch.setattr(_fast_emit, "ReadWriteLogRecord", broken)
+    exported = _emit(_fast_emit.emit_fast, OUTCOME_LIKE)
+    assert dict(exported.log_record.attributes or {}) == OUTCOME_LIKE

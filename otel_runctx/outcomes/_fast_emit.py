@@ -59,18 +59,23 @@ def emit_fast(logger: Logger, record: LogRecord) -> None:
         type(logger) is not SdkLogger
         or not isinstance(attributes, dict)
         or not attributes
-        or record.exception is not None
+        or getattr(record, "exception", None) is not None
         or not _fits(limits, attributes)
     ):
         emit_public(logger, record)
         return
     record.attributes = None
-    writable = ReadWriteLogRecord(
-        log_record=record,
-        resource=logger.resource,
-        instrumentation_scope=logger.instrumentation_scope,
-        limits=limits,  # type: ignore[arg-type]
-    )
+    try:
+        writable = ReadWriteLogRecord(
+            log_record=record,
+            resource=logger.resource,
+            instrumentation_scope=logger.instrumentation_scope,
+            limits=limits,  # type: ignore[arg-type]
+        )
+    except Exception:  # a constructor that changed shape: the record is not lost
+        record.attributes = attributes
+        emit_public(logger, record)
+        return
     bounded: Any = record.attributes
     if type(bounded) is BoundedAttributes and not bounded._immutable and not bounded._dict:
         bounded._dict = dict(attributes)
