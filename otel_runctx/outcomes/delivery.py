@@ -26,9 +26,11 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import keys
 from otel_runctx.context import RunContext, RunStatus
+from otel_runctx.outcomes import _fast_emit
 from otel_runctx.outcomes.active import get_active_spool
 from otel_runctx.outcomes.events import emit_soon
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, Outcome
+from otel_runctx.processors import _fast_stamp
 from otel_runctx.sampling import coverage_of, provider_sampler
 from otel_runctx.settings import get_settings
 from otel_runctx.stats import report_error
@@ -182,7 +184,7 @@ def deliver_outcome(
     if root_span is not None:
         try:
             if root_span.is_recording():
-                root_span.set_attributes(extra)
+                _fast_stamp.stamp_scalars(root_span, extra)
         except Exception as error:
             report_error("outcome.root_span", error)
     try:
@@ -256,7 +258,7 @@ def _emit_event(
     ):
         emit_soon(_logger, record)
     else:
-        _logger.emit(record)
+        _fast_emit.emit(_logger, record)
 
 
 def _record_metrics(run: RunContext, outcome: Outcome, duration_seconds: float | None) -> None:

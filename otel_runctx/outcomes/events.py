@@ -19,6 +19,7 @@ from collections import deque
 
 from opentelemetry._logs import Logger, LogRecord
 
+from otel_runctx.outcomes import _fast_emit
 from otel_runctx.outcomes.background import background
 from otel_runctx.stats import report_error
 
@@ -42,7 +43,7 @@ class _Handoff:
 
     def submit(self, logger: Logger, record: LogRecord) -> None:
         if len(self._queue) >= MAX_QUEUED:
-            logger.emit(record)
+            _fast_emit.emit(logger, record)
             return
         self._queue.append((logger, record))
         if self._thread is None:
@@ -75,7 +76,7 @@ class _Handoff:
                     self._busy = True
                 logger, record = queue.popleft()
                 try:
-                    logger.emit(record)
+                    _fast_emit.emit(logger, record)
                 except Exception as error:
                     report_error("outcome.event", error)
                 finally:
