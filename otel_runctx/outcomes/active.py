@@ -58,12 +58,22 @@ class OutcomeDelivery:
     path: Path | None = None
 
     def deliver(
-        self, record: LogRecord, outcome_id: str, resource: Resource, scope: tuple[str, str | None]
+        self,
+        record: LogRecord,
+        outcome_id: str,
+        resource: Resource,
+        scope: tuple[str, str | None],
+        *,
+        replaces: bool = False,
     ) -> None:
-        """Spool ``record`` now, or queue it for direct sending. Never raises."""
+        """Spool ``record`` now, or queue it for direct sending. Never raises.
+
+        ``replaces``: a pending record of this outcome is in the spool (issue 10)."""
         setattr(record, DELIVERED_MARK, True)
         spool = self.spool
-        if spool is not None and spool.append(record, outcome_id, resource, scope):
+        if spool is not None and spool.append(
+            record, outcome_id, resource, scope, replaces=replaces
+        ):
             return
         count("outcome.sent_directly")
         self.direct.submit(

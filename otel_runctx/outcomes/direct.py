@@ -16,11 +16,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from opentelemetry import context
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from otel_runctx.outcomes.quiet import quiet_context
+from otel_runctx.outcomes.background import background
 from otel_runctx.stats import count, report_error
 
 __all__ = ["DirectSender"]
@@ -76,7 +75,10 @@ class DirectSender:
         self._pid = os.getpid()
 
     def _run(self) -> None:
-        context.attach(quiet_context())
+        with background():  # our exports are our traffic, never a run's
+            self._loop()
+
+    def _loop(self) -> None:
         backoff = 0.0
         while True:
             with self._cond:

@@ -10,6 +10,7 @@ is skipped alone, counted as ``outcome_spool.corrupt_lines`` and said on stderr.
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 from otel_runctx.outcomes.journal import IntakeJournal, read_journal_file
@@ -26,6 +27,22 @@ class JournalIntake:
     def __init__(self, journal: IntakeJournal, store: SpoolStore) -> None:
         self.journal = journal
         self.store = store
+        # issue 10: outcome id -> monotonic time its pending record may be sent anyway.
+        self._held: dict[str, float] = {}
+
+    def hold(self, outcome_id: str, seconds: float) -> None:
+        """Keep ``outcome_id``'s pending record from being sent for ``seconds`` (issue 10)."""
+        self._held[outcome_id] = time.monotonic() + seconds
+
+    def still_held(self) -> list[str]:
+        """Outcome ids whose pending record must not be sent yet (expired holds are dropped)."""
+        if not self._held:
+            return []
+        now = time.monotonic()
+        for outcome_id, until in list(self._held.items()):
+            if until <= now:
+                self._held.pop(outcome_id, None)
+        return list(self._held)
 
     def ingest_own(self, *, everything: bool = False) -> None:
         """Store this process's new lines; retire finished segments (all of them if sealed)."""
@@ -57,6 +74,7 @@ class JournalIntake:
     def _ingest_lines(self, path: Path, lines: list[bytes], end: int, *, damaged: int) -> None:
         resources: list[tuple[str, bytes]] = []
         rows: list[tuple[str, str, bytes]] = []
+        finals: list[tuple[str, str, bytes]] = []
         for line in lines:
             try:
                 kind, outcome_id, digest, body = split_line(line)
@@ -65,6 +83,8 @@ class JournalIntake:
                 continue
             if kind == "r":
                 resources.append((digest, body))
+            elif kind == "f":  # a final record that replaces its pending one (issue 10)
+                finals.append((outcome_id, digest, body))
             else:
                 rows.append((outcome_id, digest, body))
         if damaged:
@@ -74,9 +94,11 @@ class JournalIntake:
                 message=f"skipped {damaged} damaged line(s) in {path.name}; the other lines "
                 "were kept (counted as outcome_spool.corrupt_lines)",
             )
-        if not (resources or rows) and not damaged:
+        if not (resources or rows or finals) and not damaged:
             return
-        _, dropped = self.store.ingest(resources, rows, (path.name, end))
+        _, dropped = self.store.ingest(resources, rows, (path.name, end), finals)
+        for outcome_id, _, _ in finals:  # stored in place of the pending one: release it
+            self._held.pop(outcome_id, None)
         if dropped:
             count("outcome_spool.dropped", dropped)
             report_error(

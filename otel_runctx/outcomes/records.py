@@ -79,9 +79,14 @@ _resource_lines: dict[str, bytes] = {}
 
 
 def encode_record(
-    record: LogRecord, outcome_id: str, resource: Resource, scope: tuple[str, str | None]
+    record: LogRecord,
+    outcome_id: str,
+    resource: Resource,
+    scope: tuple[str, str | None],
+    *,
+    replaces: bool = False,
 ) -> bytes:
-    """The journal line for one outcome record."""
+    """The journal line for one outcome record (kind ``f`` when it replaces a pending one)."""
     body = {
         "t": record.timestamp,
         "ot": record.observed_timestamp,
@@ -95,7 +100,8 @@ def encode_record(
         "e": record.event_name,
         "sc": scope,
     }
-    return f"o\t{outcome_id}\t{resource_digest(resource)}\t{_dumps(body)}\n".encode()
+    kind = "f" if replaces else "o"
+    return f"{kind}\t{outcome_id}\t{resource_digest(resource)}\t{_dumps(body)}\n".encode()
 
 
 def split_line(line: bytes) -> tuple[str, str, str, bytes]:
@@ -107,7 +113,7 @@ def split_line(line: bytes) -> tuple[str, str, str, bytes]:
     if line.endswith(b"\n"):  # as encode_record wrote it (journal readers split it off)
         line = line[:-1]
     parts = line.split(b"\t", 3)
-    if parts[0] == b"o" and len(parts) == 4:
+    if parts[0] in (b"o", b"f") and len(parts) == 4:  # f: a final record (issue 10)
         _, outcome_id, digest, body = parts
     elif parts[0] == b"r" and len(parts) == 3:
         outcome_id, (_, digest, body) = b"", parts
@@ -115,7 +121,7 @@ def split_line(line: bytes) -> tuple[str, str, str, bytes]:
         raise ValueError("not a journal line")
     if not (digest and body.startswith(b"{") and body.endswith(b"}")) or b"\0" in line:
         raise ValueError("a damaged journal line")
-    if parts[0] == b"o" and not outcome_id:
+    if parts[0] != b"r" and not outcome_id:
         raise ValueError("a journal line without an outcome id")
     return parts[0].decode(), outcome_id.decode(), digest.decode(), body
 

@@ -96,12 +96,24 @@ class OutcomeSpool:
     # -- the caller's side ---------------------------------------------------------------------
 
     def append(
-        self, record: LogRecord, outcome_id: str, resource: Resource, scope: tuple[str, str | None]
+        self,
+        record: LogRecord,
+        outcome_id: str,
+        resource: Resource,
+        scope: tuple[str, str | None],
+        *,
+        hold_seconds: float | None = None,
+        replaces: bool = False,
     ) -> bool:
         """Write ``record`` to disk now; the worker sends it later. Never raises.
 
         Returns False when the record was not written (the caller then sends it directly):
         after ``shutdown()``, or on an error such as a full disk (counted and said).
+
+        Early outcomes (issue 10): ``hold_seconds`` writes a *pending* record the worker does
+        not send for that long (or until this process dies: another process then sends it);
+        a later ``append(..., replaces=True)`` with the same outcome id writes the final
+        record, which takes the pending one's place and releases the hold.
         """
         if self._stopping:
             count("outcome_spool.after_shutdown")
@@ -109,8 +121,10 @@ class OutcomeSpool:
         try:
             if self._needs_setup:
                 self._setup_after_fork()
+            if hold_seconds is not None:
+                self._worker.intake.hold(outcome_id, hold_seconds)
             self._journal.append(
-                encode_record(record, outcome_id, resource, scope),
+                encode_record(record, outcome_id, resource, scope, replaces=replaces),
                 encode_resource(resource),  # cached per resource; written once per segment
                 resource_digest(resource),
             )

@@ -4,7 +4,7 @@ One cycle: ingest this process's new journal lines (and, every few seconds, dead
 journals) → lease the oldest rows → send them with a stock OTLP log exporter → delete them only
 when the export succeeded (the collector acknowledged). A failed export releases the rows and
 the worker backs off exponentially (0.5 s doubling to ``max_backoff``). The thread runs in a
-quiet context (see :mod:`otel_runctx.outcomes.quiet`), so its sends are never traced.
+quiet context (see :mod:`otel_runctx.outcomes.background`), so its sends are never traced.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from opentelemetry import context
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
+from otel_runctx.outcomes.background import background
 from otel_runctx.outcomes.intake import JournalIntake
 from otel_runctx.outcomes.journal import owner_is_alive
-from otel_runctx.outcomes.quiet import quiet_context
 from otel_runctx.outcomes.records import decode_body, decode_record, decode_resource
 from otel_runctx.outcomes.store import SpoolRow
 from otel_runctx.stats import count, report_error
@@ -70,11 +69,8 @@ class SpoolWorker:
             return self._cond.wait_for(lambda: self._drained_cycle >= target, timeout)
 
     def run(self) -> None:
-        token = context.attach(quiet_context())
-        try:
+        with background():  # our exports are our traffic, never a run's
             self._loop()
-        finally:
-            context.detach(token)
 
     def _loop(self) -> None:
         backoff = 0.0
@@ -94,6 +90,7 @@ class SpoolWorker:
                     self._batch_size,
                     self._lease_seconds,
                     lambda owner: owner_is_alive(self.intake.journal.directory, owner),
+                    self.intake.still_held(),
                 )
                 if rows:
                     if self._send(rows):

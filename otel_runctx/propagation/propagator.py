@@ -28,7 +28,8 @@ from otel_runctx.context import RunContext, get_run_context, with_run_context
 from otel_runctx.keys import PREFIX
 from otel_runctx.propagation.budget import assemble, fits
 from otel_runctx.propagation.codec import MAX_HEADER_BYTES, encode_member, parse_header
-from otel_runctx.propagation.policy import inbound_run, log_rejection
+from otel_runctx.propagation.inbound_cache import cached_inbound_run
+from otel_runctx.propagation.policy import log_rejection
 from otel_runctx.propagation.signing import SIGNATURE_KEY, sign
 from otel_runctx.settings import Settings, get_settings
 
@@ -109,7 +110,7 @@ class RunContextPropagator(textmap.TextMapPropagator):
                 stats.count("propagation.app_entries_rejected", parsed.app_rejected)
             for key, value in parsed.app_entries.items():
                 context = baggage.set_baggage(key, value, context)
-            run = inbound_run(parsed, self._settings or get_settings())
+            run = cached_inbound_run(parsed, self._settings or get_settings())
             if run is not None:
                 context = with_run_context(run, context)
             return context
