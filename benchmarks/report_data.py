@@ -14,7 +14,7 @@ Mixed in, because real data has them:
 - spans outside any run.
 
 ``Books`` are what the generator knows to be true per event, independent of any report code.
-``to_otlp_lines`` re-encodes the same records as OTLP JSON lines (the collector's file format).
+``benchmarks/report_otlp.py`` re-encodes the same records as OTLP JSON lines.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ UNPRICED_MODEL = "fake-llm-unpriced"
 #: examples/prices.json: per 1M input / output tokens.
 PRICE_IN, PRICE_OUT = 3.0, 15.0
 _BASE_NS = 1_790_000_000_000_000_000
-_KINDS = {"INTERNAL": 1, "SERVER": 2, "CLIENT": 3}
 
 
 @dataclass
@@ -247,7 +246,7 @@ class _Generator:
             "status": {"code": "ERROR" if error else "UNSET", "description": None},
             "attributes": attributes,
             "events": [],
-            "resource": _resource(service),
+            "resource": resource_attributes(service),
             "scope": "bench",
         }
 
@@ -271,12 +270,12 @@ class _Generator:
             "trace_id": trace_id,
             "span_id": span_id,
             "attributes": attributes,
-            "resource": _resource(service),
+            "resource": resource_attributes(service),
             "scope": "otel_runctx",
         }
 
 
-def _resource(service: str) -> dict[str, Any]:
+def resource_attributes(service: str) -> dict[str, Any]:
     return {
         "service.name": service,
         "telemetry.sdk.language": "python",
@@ -341,77 +340,3 @@ def write_records(path: str | Path, records: int, *, seed: int = 7) -> Books:
             handle.write("\n".join(batch) + "\n")
     generator.books.records = written
     return generator.books
-
-
-# ---------------------------------------------------------------- OTLP JSON (the file exporter)
-
-
-def _any_value(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    if isinstance(value, list | tuple):
-        return {"arrayValue": {"values": [_any_value(v) for v in value]}}
-    return {"stringValue": str(value)}
-
-
-def _key_values(attributes: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"key": k, "value": _any_value(v)} for k, v in attributes.items() if v is not None]
-
-
-def _otlp_span(record: dict[str, Any]) -> dict[str, Any]:
-    span: dict[str, Any] = {
-        "traceId": record["trace_id"],
-        "spanId": record["span_id"],
-        "name": record["name"],
-        "kind": _KINDS.get(record["kind"], 1),
-        "startTimeUnixNano": str(record["start_time_unix_nano"]),
-        "endTimeUnixNano": str(record["end_time_unix_nano"]),
-        "attributes": _key_values(record["attributes"]),
-        "status": {"code": 2} if record["status"]["code"] == "ERROR" else {},
-    }
-    if record.get("parent_span_id"):
-        span["parentSpanId"] = record["parent_span_id"]
-    return span
-
-
-def _otlp_log(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "timeUnixNano": str(record["time_unix_nano"]),
-        "observedTimeUnixNano": str(record["observed_time_unix_nano"]),
-        "severityNumber": record["severity_number"],
-        "severityText": record["severity_text"],
-        "body": {"stringValue": record["body"]},
-        "attributes": _key_values(record["attributes"]),
-        "traceId": record["trace_id"],
-        "spanId": record["span_id"],
-        "eventName": record["event_name"],
-    }
-
-
-def to_otlp_lines(records: Iterable[dict[str, Any]], batch: int = 200) -> Iterator[str]:
-    """The same records as OTLP JSON lines: one export request per signal, service and batch."""
-    pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
-
-    def flush(key: tuple[str, str]) -> str:
-        signal, service = key
-        items = pending.pop(key)
-        resource = {"attributes": _key_values(_resource(service))}
-        if signal == "span":
-            scope = {"scope": {"name": "bench"}, "spans": [_otlp_span(r) for r in items]}
-            request = {"resourceSpans": [{"resource": resource, "scopeSpans": [scope]}]}
-        else:
-            scope = {"scope": {"name": "otel_runctx"}, "logRecords": [_otlp_log(r) for r in items]}
-            request = {"resourceLogs": [{"resource": resource, "scopeLogs": [scope]}]}
-        return json.dumps(request, separators=(",", ":"))
-
-    for record in records:
-        key = (record["signal"], record["resource"]["service.name"])
-        pending.setdefault(key, []).append(record)
-        if len(pending[key]) >= batch:
-            yield flush(key)
-    for key in list(pending):
-        yield flush(key)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.report_data import Books, generate, to_otlp_lines, write_jsonl
+from benchmarks.report_data import Books, generate, write_jsonl
+from benchmarks.report_otlp import to_otlp_lines
 from otel_runctx.cli.report import Report, build_report
 
 from .report_reference import reference_report

@@ -100,7 +100,9 @@ def _is_otlp(path: str) -> bool:
     with opener(path, "rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     first = head.lstrip().split(b"\n", 1)[0]
-    return b'"resourceSpans"' in first or b'"resourceLogs"' in first
+    return any(
+        key in first for key in (b'"resourceSpans"', b'"resourceLogs"', b'"resourceMetrics"')
+    )
 
 
 def records_sql(sources: Sources) -> str:
@@ -187,8 +189,11 @@ def _otlp_sql(paths: Sequence[str]) -> list[str]:
     columns = {
         "resourceSpans": f"STRUCT(resource {resource}, scopeSpans STRUCT(spans {span}[])[])[]",
         "resourceLogs": f"STRUCT(resource {resource}, scopeLogs STRUCT(logRecords {log}[])[])[]",
+        # Metrics lines are valid input the report has no use for (not "unparsable").
+        "resourceMetrics": "JSON",
     }
-    lines = f"SELECT resourceSpans, resourceLogs FROM {_read_json(paths, columns, _MAX_REQUEST)}"
+    source = _read_json(paths, columns, _MAX_REQUEST)
+    lines = f"SELECT resourceSpans, resourceLogs, resourceMetrics FROM {source}"
     service = _attribute("res.attributes", "service.name", "VARCHAR")
 
     def picked(item: str) -> str:
@@ -220,6 +225,6 @@ def _otlp_sql(paths: Sequence[str]) -> list[str]:
     other = (
         f"SELECT NULL AS kind, {', '.join('NULL' for _ in _ATTRIBUTES)}, NULL, NULL, "
         f"NULL, NULL, NULL, NULL FROM ({lines}) "
-        "WHERE resourceSpans IS NULL AND resourceLogs IS NULL"
+        "WHERE resourceSpans IS NULL AND resourceLogs IS NULL AND resourceMetrics IS NULL"
     )
     return [f"SELECT * FROM ({q})" for q in (spans, logs, other)]
