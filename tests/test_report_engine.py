@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks.report_data import Books, generate, write_jsonl
 from benchmarks.report_otlp import to_otlp_lines
-from otel_runctx.cli.report import Report, build_report
+from otel_runctx.cli.report import Report, ReportError, build_report
 
 from .report_reference import reference_report
 
@@ -128,3 +128,13 @@ def test_lines_that_are_not_records_are_counted_not_fatal(tmp_path: Path) -> Non
     report = build_report([str(path)])
     assert report.unparsable_lines == 2
     assert report.records == len(records)
+
+
+def test_a_broken_gzip_file_is_one_clear_error(tmp_path: Path) -> None:
+    from otel_runctx.cli.command import main
+
+    broken = tmp_path / "t.jsonl.gz"
+    broken.write_bytes(gzip.compress(b'{"signal": "span"}\n' * 100)[:40])
+    with pytest.raises(ReportError, match="cannot read"):
+        build_report([str(broken)])
+    assert main(["report", str(broken), "--json"]) == 2

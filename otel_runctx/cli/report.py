@@ -73,12 +73,15 @@ def build_report(patterns: Sequence[str], *, threads: int | None = None) -> Repo
         import duckdb
     except ImportError:
         raise ReportError("the report needs DuckDB: pip install 'otel-runctx[cli]'") from None
-    with duckdb.connect(":memory:") as db:
-        db.execute(f"SET memory_limit = '{_MEMORY_LIMIT}'")
-        db.execute("SET preserve_insertion_order = false")
-        if threads:
-            db.execute(f"SET threads = {int(threads)}")
-        return _query(db, sources)
+    try:
+        with duckdb.connect(":memory:") as db:
+            db.execute(f"SET memory_limit = '{_MEMORY_LIMIT}'")
+            db.execute("SET preserve_insertion_order = false")
+            if threads:
+                db.execute(f"SET threads = {int(threads)}")
+            return _query(db, sources)
+    except duckdb.Error as error:  # e.g. a truncated gzip file
+        raise ReportError(f"cannot read {' '.join(sources.files)}: {error}") from None
 
 
 def _query(db: Any, sources: Sources) -> Report:

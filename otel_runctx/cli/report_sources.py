@@ -97,8 +97,12 @@ def find_sources(patterns: Iterable[str]) -> Sources:
 
 def _is_otlp(path: str) -> bool:
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
+    try:
+        with opener(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except (OSError, EOFError):
+        return False  # the engine will say what is wrong with it
+
     first = head.lstrip().split(b"\n", 1)[0]
     return any(
         key in first for key in (b'"resourceSpans"', b'"resourceLogs"', b'"resourceMetrics"')
