@@ -9,9 +9,7 @@ import pytest
 from benchmarks import bench_report
 
 
-def test_the_report_benchmark_runs_quickly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_report_benchmark_runs_quickly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setenv("RUNCTX_BENCH_REPORT_RECORDS", "3000")
     monkeypatch.setattr(bench_report.tempfile, "tempdir", None)
