@@ -38,7 +38,7 @@ h1{font-size:22px}h2{font-size:17px;margin-top:28px}
 .track{flex:1;background:#f1f1f1;height:18px;position:relative;display:flex}
 .bar{height:18px;background:#1976d2}.bar.in{background:#64b5f6}.bar.out{background:#0d47a1}
 .bar.p95{background:#ffb74d}.bar.p50{background:#e65100}
-.value{width:150px;text-align:right;font-variant-numeric:tabular-nums}
+.value{width:200px;text-align:right;font-variant-numeric:tabular-nums}
 .legend span{display:inline-block;margin-right:12px}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
 table{border-collapse:collapse;margin:8px 0}th,td{padding:3px 8px;border-bottom:1px solid #ddd}
@@ -184,7 +184,7 @@ def render_html(report: Report) -> str:
               [{**w, "p95_extra": max(0.0, (w["p95_ms"] or 0) - (w["p50_ms"] or 0))}
                for w in workflows],
               "workflow", [("p50_ms", "p50"), ("p95_extra", "p95")],
-              lambda r: f"p50 {r['p50_ms']} / p95 {r['p95_ms']}", "durations"),
+              lambda r: f"p50 {r['p50_ms'] or 0:.1f} / p95 {r['p95_ms'] or 0:.1f}", "durations"),
         _table("Top events by cost", "events",
                [("event", "event_id"), ("customer", "customer_id"), ("status", "status"),
                 ("runs", "runs"), ("attempts", "attempts"), ("spans", "spans"),
