@@ -138,3 +138,20 @@ def test_a_broken_gzip_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="cannot read"):
         build_report([str(broken)])
     assert main(["report", str(broken), "--json"]) == 2
+
+
+def test_json_is_written_run_by_run_and_tables_keep_only_the_runs_they_show(data: Any) -> None:
+    import io
+    import json
+
+    path, _, _ = data
+    full = build_report([str(path)])
+    out = io.StringIO()
+    full.write_json(out)
+    assert json.loads(out.getvalue()) == full.as_dict()
+    assert full.run_count == len(full.runs) > 5
+
+    few = build_report([str(path)], max_runs=5)
+    assert few.runs == full.runs[:5] and few.run_count == full.run_count
+    assert (few.spans_estimated, few.unpriced_models) == (True, ["fake-llm-unpriced"])
+    assert few.events == full.events and few.customers == full.customers

@@ -107,7 +107,8 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
     from otel_runctx.cli.report import ReportError, build_report
 
     try:
-        report = build_report(args.files)
+        # Tables show the first --runs runs; --json lists them all.
+        report = build_report(args.files, max_runs=None if args.json else max(0, args.runs))
     except (ReportError, OSError) as error:
         sys.stderr.write(f"otel-runctx report: {error}\n")
         return 2
@@ -120,8 +121,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
             sys.stderr.write(f"otel-runctx report: cannot write {args.html}: {error}\n")
             return 2
     if args.json:
-        # One write: json.dump with indent makes a Python call per token (seconds at 100k runs).
-        out.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        report.write_json(out)
         return 0
     try:
         from otel_runctx.cli.tables import print_report

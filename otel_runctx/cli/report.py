@@ -9,10 +9,11 @@ opens the engine, runs them, and shapes the rows for ``--json``, the tables and 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from otel_runctx.cli import report_sql
 from otel_runctx.cli.report_sources import Sources, find_sources, records_sql
@@ -35,19 +36,28 @@ class Report:
     records: int = 0
     unparsable_lines: int = 0
     spans_outside_runs: int = 0
+    #: How many runs there are; ``runs`` holds the first ``max_runs`` of them by start time.
+    run_count: int = 0
+    #: Whether any span count is an estimate (runs sampled with probability < 1).
+    spans_estimated: bool = False
+    #: Models some run's cost leaves out because the price table does not know them.
+    unpriced_models: list[str] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     customers: list[dict[str, Any]] = field(default_factory=list)
     workflows: list[dict[str, Any]] = field(default_factory=list)
 
-    @property
-    def spans_estimated(self) -> bool:
-        """Whether any span count is an estimate (runs sampled with probability < 1)."""
-        return any(run["spans_estimated"] for run in self.runs)
-
-    @property
-    def unpriced_models(self) -> list[str]:
-        return sorted({m for run in self.runs for m in run["unpriced_models"]})
+    def write_json(self, out: TextIO) -> None:
+        """``as_dict()`` as indented JSON, written run by run (one string for 150k runs of JSON
+        would double the peak memory)."""
+        document = self.as_dict()
+        runs = document.pop("runs")
+        head = json.dumps(document, indent=2)
+        out.write(head[:-2] + ',\n  "runs": [')
+        for index, run in enumerate(runs):
+            text = json.dumps(run, indent=2).replace("\n", "\n    ")
+            out.write(("," if index else "") + "\n    " + text)
+        out.write("\n  ]\n}\n" if runs else "]\n}\n")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +65,7 @@ class Report:
             "records": self.records,
             "unparsable_lines": self.unparsable_lines,
             "spans_outside_runs": self.spans_outside_runs,
+            "run_count": self.run_count,
             "spans_estimated": self.spans_estimated,
             "unpriced_models": self.unpriced_models,
             "events": self.events,
@@ -64,8 +75,15 @@ class Report:
         }
 
 
-def build_report(patterns: Sequence[str], *, threads: int | None = None) -> Report:
-    """Read every file the paths or globs name and roll them up (see ``report_sql``)."""
+def build_report(
+    patterns: Sequence[str], *, max_runs: int | None = None, threads: int | None = None
+) -> Report:
+    """Read every file the paths or globs name and roll them up (see ``report_sql``).
+
+    ``max_runs`` keeps only the first runs by start time in ``Report.runs`` (the tables show
+    a few; ``--json`` lists all): at 10M records there are ~150k runs, and Python rows for all
+    of them cost more memory than the whole scan.
+    """
     sources = find_sources(patterns)
     if not sources.files:
         raise ReportError(f"no file matches {' '.join(sources.unmatched or patterns)}")
@@ -77,31 +95,39 @@ def build_report(patterns: Sequence[str], *, threads: int | None = None) -> Repo
         with duckdb.connect(":memory:") as db:
             db.execute(f"SET memory_limit = '{_MEMORY_LIMIT}'")
             db.execute("SET preserve_insertion_order = false")
+            # Its progress bar would go to our stdout, in the middle of --json output.
+            db.execute("SET enable_progress_bar = false")
             if threads:
                 db.execute(f"SET threads = {int(threads)}")
-            return _query(db, sources)
+            return _query(db, sources, max_runs)
     except duckdb.Error as error:  # e.g. a truncated gzip file
         raise ReportError(f"cannot read {' '.join(sources.files)}: {error}") from None
 
 
-def _query(db: Any, sources: Sources) -> Report:
+def _query(db: Any, sources: Sources, max_runs: int | None) -> Report:
     db.execute(f"CREATE TEMP VIEW records AS {records_sql(sources)}")
     db.execute(report_sql.SETUP)
-    records, unparsable, outside = db.execute(report_sql.TOTALS).fetchone()
+    records, unparsable, outside, runs, estimated, unpriced = db.execute(
+        report_sql.TOTALS
+    ).fetchone()
+    limit = {"limit": runs if max_runs is None else max(0, max_runs)}
     return Report(
         files=sources.files,
         records=int(records),
         unparsable_lines=int(unparsable),
         spans_outside_runs=int(outside),
-        runs=[_run_row(row) for row in _rows(db, report_sql.RUNS)],
+        run_count=int(runs),
+        spans_estimated=bool(estimated),
+        unpriced_models=list(unpriced or []),
+        runs=[_run_row(row) for row in _rows(db, report_sql.RUNS, limit)],
         events=[_event_row(row) for row in _rows(db, report_sql.EVENTS)],
         customers=[_group_row(row, "customer_id") for row in _rows(db, report_sql.CUSTOMERS)],
         workflows=[_group_row(row, "workflow") for row in _rows(db, report_sql.WORKFLOWS)],
     )
 
 
-def _rows(db: Any, sql: str) -> list[dict[str, Any]]:
-    cursor = db.execute(sql)
+def _rows(db: Any, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    cursor = db.execute(sql, parameters) if parameters else db.execute(sql)
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 

@@ -164,7 +164,7 @@ def render_html(report: Report) -> str:
     """The whole page as one string."""
     notes = [
         f"{report.records} records from {len(report.files)} file(s)",
-        f"{len(report.runs)} runs, {len(report.events)} events",
+        f"{report.run_count} runs, {len(report.events)} events",
         f"{report.spans_outside_runs} spans outside any run",
         f"{report.unparsable_lines} unparsable lines",
     ]

@@ -140,16 +140,19 @@ GROUP BY a.ancestor;
 """
 
 TOTALS = """
-SELECT coalesce(sum(records), 0),
-       coalesce(sum(unparsable), 0),
-       coalesce(sum(spans_seen) FILTER (run_id IS NULL), 0)
-FROM run_facts
+SELECT (SELECT coalesce(sum(records), 0) FROM run_facts),
+       (SELECT coalesce(sum(unparsable), 0) FROM run_facts),
+       (SELECT coalesce(sum(spans_seen) FILTER (run_id IS NULL), 0) FROM run_facts),
+       (SELECT count(*) FROM runs),
+       (SELECT coalesce(bool_or(spans_estimated), false) FROM runs),
+       (SELECT list_sort(list_distinct(flatten(list(unpriced_models)))) FROM runs)
 """
 
 RUNS = """
 SELECT r.*, i.descendants, i.inclusive_cost, i.inclusive_input_tokens, i.inclusive_output_tokens
 FROM runs r JOIN inclusive i USING (run_id)
 ORDER BY r.start_ns NULLS LAST, r.run_id
+LIMIT $limit
 """
 
 _SUMS = """

@@ -88,7 +88,7 @@ def print_report(report: Report, out: TextIO, *, max_runs: int = 20, max_events:
 def _print_runs(report: Report, console: Console, max_runs: int) -> None:
     shown = report.runs[:max_runs]
     table = _table(
-        f"Runs ({len(shown)} of {len(report.runs)})",
+        f"Runs ({len(shown)} of {report.run_count})",
         ("run", "workflow", "customer", "attempt", "parent", "status", "spans", "errors",
          "tokens", "cost", "incl. cost", "ms"),
     )  # fmt: skip
