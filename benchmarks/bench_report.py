@@ -73,11 +73,13 @@ def measure(quick: bool) -> list[Row]:
     repeats = 1 if quick else 3
     floor = _measure([sys.executable, "-c", _FLOOR, str(path)], repeats)
     report = _measure([sys.executable, "-m", "otel_runctx", "report", "--json", str(path)], repeats)
+    # The machine is shared: the load says how much of the wall time was waiting for a core.
+    load = f"; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     rows = [
         Row(
             f"floor: DuckDB reads run_id, {records:,} rec",
             floor[0] * 1e9 / records,
-            note=f"{floor[0]:.2f} s wall, {floor[1]:.2f} s CPU, {floor[2]:.0f} MB peak RSS",
+            note=f"{floor[0]:.2f} s wall, {floor[1]:.2f} s CPU, {floor[2]:.0f} MB peak RSS{load}",
         )
     ]
     verdict = ""
