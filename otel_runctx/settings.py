@@ -8,6 +8,8 @@ misbehaving on the hot path.
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import tempfile
 import threading
@@ -30,6 +32,8 @@ ENV_OUTCOME_SPOOL_MAX_MB = "OTEL_RUNCTX_OUTCOME_SPOOL_MAX_MB"
 ENV_OUTCOME_METRICS_CUSTOMER = "OTEL_RUNCTX_OUTCOME_METRICS_CUSTOMER"
 ENV_PRICES = "OTEL_RUNCTX_PRICES"
 ENV_JSONL_PATH = "OTEL_RUNCTX_JSONL_PATH"
+ENV_LOCAL = "OTEL_RUNCTX_LOCAL"
+ENV_DEFAULT_BUDGET_COST = "OTEL_RUNCTX_DEFAULT_BUDGET_COST"
 
 DEFAULT_ENVIRONMENT = "production"
 DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
@@ -74,6 +78,10 @@ class Settings:
     signing_keys: tuple[SigningKey, ...] = ()
     #: Where the ``runctx_jsonl`` exporters append, one JSON object per line (relative: to the cwd).
     jsonl_path: str = DEFAULT_JSONL_PATH
+    #: The no-collector recipe: unset ``OTEL_{TRACES,METRICS,LOGS}_EXPORTER`` default to the file.
+    local: bool = False
+    #: The cost budget of every top-level run started without ``budget=`` (None: no default).
+    default_budget_cost: float | None = None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -97,7 +105,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inbound=inbound,  # type: ignore[arg-type]
         signing_keys=signing_keys,
         jsonl_path=env.get(ENV_JSONL_PATH, "").strip() or DEFAULT_JSONL_PATH,
+        local=local_mode(env),
+        default_budget_cost=_positive_number(env, ENV_DEFAULT_BUDGET_COST),
     )
+
+
+def local_mode(environ: Mapping[str, str] | None = None) -> bool:
+    """``OTEL_RUNCTX_LOCAL=true``: the distro defaults every exporter to ``runctx_jsonl``.
+
+    Read on its own because the distro needs it before anything else is configured.
+    """
+    return _flag(os.environ if environ is None else environ, ENV_LOCAL, False)
 
 
 _cached: Settings | None = None
@@ -174,6 +192,19 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _positive_number(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name}={env[name]!r} is not valid; expected a positive number")
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = _choice(env, name, ("true", "false"), "true" if default else "false")
     return raw == "true"
@@ -239,3 +270,23 @@ def parse_resource_attributes(raw: str) -> dict[str, str]:
         if sep and key.strip():
             result[key.strip()] = unquote(value.strip())
     return result
+
+
+def known_runctx_variables() -> list[str]:
+    """Every ``OTEL_RUNCTX_*`` name this version reads (the ``ENV_*`` constants)."""
+    return sorted(
+        value
+        for name, value in globals().items()
+        if name.startswith("ENV_") and isinstance(value, str) and value.startswith("OTEL_RUNCTX_")
+    )
+
+
+def unknown_runctx_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``OTEL_RUNCTX_*`` names in ``environ`` that nothing reads: (name, closest known name or
+    None). A typo otherwise fails silently: the setting keeps its default."""
+    known = known_runctx_variables()
+    return [
+        (name, next(iter(difflib.get_close_matches(name, known, n=1)), None))
+        for name in sorted(environ)
+        if name.startswith("OTEL_RUNCTX_") and name not in known
+    ]

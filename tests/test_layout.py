@@ -18,6 +18,9 @@ DOCUMENTED_PATHS = [
     "otel_runctx:workflow",
     "otel_runctx:emit_outcome",
     "otel_runctx:RunContext",
+    "otel_runctx:Budget",
+    "otel_runctx:BudgetExceeded",
+    "otel_runctx:RunLocal",
     "otel_runctx.processors:RunContextSpanProcessor",
     "otel_runctx.processors:RunContextLogProcessor",
     "otel_runctx.processors:UsageRollupProcessor",
@@ -38,10 +41,14 @@ DOCUMENTED_PATHS = [
 #: Layers, lowest first. A module may import its own layer and any layer before it.
 LAYERS: list[set[str]] = [
     {"keys", "ids", "validation", "settings", "config", "environment_variables", "stats"},
-    {"context", "metrics", "instrumentation"},
+    # budget: the Budget value and its arithmetic (RunContext.remaining_budget returns one);
+    # run_local: per-run values kept in the run's shared state, next to its cancellation.
+    {"budget", "context", "metrics", "instrumentation", "run_local"},
     {"processors", "propagation", "usage"},
     {"outcomes"},
-    {"runs", "decorators", "isolation"},
+    {"runs", "decorators", "extractors", "isolation"},
+    # Integrations with third-party libraries (tenacity, celery) build on the run scopes.
+    {"integrations"},
     {"exporters"},
     {"distro"},
     # The package's __init__ is the public facade: it re-exports names from every layer.
@@ -123,12 +130,13 @@ def test_the_top_level_holds_only_the_run_model_and_run_scopes() -> None:
     modules = {p.stem for p in PACKAGE_ROOT.glob("*.py")}
     packages = {p.name for p in PACKAGE_ROOT.iterdir() if (p / "__init__.py").exists()}
     assert modules == {
-        "__init__", "__main__", "config", "context", "decorators", "environment_variables",
-        "ids", "isolation", "keys", "metrics", "runs", "settings", "stats", "validation",
+        "__init__", "__main__", "budget", "config", "context", "decorators",
+        "environment_variables", "extractors", "ids", "isolation", "keys", "metrics",
+        "run_local", "runs", "settings", "stats", "validation",
     }  # fmt: skip
     assert packages == {
-        "cli", "distro", "exporters", "instrumentation", "outcomes", "processors",
-        "propagation", "usage",
+        "cli", "distro", "exporters", "instrumentation", "integrations", "outcomes",
+        "processors", "propagation", "usage",
     }  # fmt: skip
 
 

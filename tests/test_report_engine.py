@@ -125,6 +125,7 @@ def test_lines_that_are_not_records_are_counted_not_fatal(tmp_path: Path) -> Non
     write_jsonl(path, records)
     with path.open("a") as handle:
         handle.write("not json\n[1, 2]\n\n")
+        handle.write('{"signal": "metric", "name": "runctx.runs", "attributes": {}}\n')
     report = build_report([str(path)])
     assert report.unparsable_lines == 2
     assert report.records == len(records)

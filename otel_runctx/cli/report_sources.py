@@ -47,7 +47,7 @@ _ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
 )
 #: Every column of the normalized record, in order.
 RECORD_COLUMNS = (
-    "kind",  # 'span', 'log', or NULL for a line that is not a record
+    "kind",  # 'span', 'log', 'metric' (skipped), or NULL for a line that is not a record
     *(name for name, _, _ in _ATTRIBUTES),
     "service",
     "span_id",
@@ -154,7 +154,8 @@ def _jsonl_sql(paths: Sequence[str]) -> str:
         f"struct_extract(attributes, '{key}') AS {name}" for name, _, key in _ATTRIBUTES
     )
     return (
-        "SELECT CASE WHEN signal IN ('span', 'log') THEN signal END AS kind, "
+        # Metric lines (OTEL_RUNCTX_LOCAL writes them too) are valid input the report skips.
+        "SELECT CASE WHEN signal IN ('span', 'log', 'metric') THEN signal END AS kind, "
         f"{picked}, struct_extract(resource, 'service.name') AS service, span_id, "
         "start_time_unix_nano AS start_ns, end_time_unix_nano AS end_ns, "
         "time_unix_nano AS time_ns, status.code = 'ERROR' AS is_error "

@@ -37,7 +37,7 @@ SETUP = f"""
 CREATE OR REPLACE TEMP TABLE run_facts AS
 SELECT
     run_id,
-    count(*) FILTER (kind IS NOT NULL) AS records,
+    count(*) FILTER (kind IN ('span', 'log')) AS records,
     count(*) FILTER (kind IS NULL) AS unparsable,
     count(*) FILTER (kind = 'span') AS spans_seen,
     coalesce(sum(1.0 / p) FILTER (kind = 'span' AND p > 0), 0) AS spans_own_weight,
@@ -76,7 +76,7 @@ SELECT
     max(retry_of_run_id) AS retry_of_run_id,
     max(attempt) AS attempt,
     list(DISTINCT service ORDER BY service) FILTER (service IS NOT NULL) AS services
-FROM records
+FROM (SELECT * FROM records WHERE kind IS DISTINCT FROM 'metric')
 GROUP BY run_id;
 
 CREATE OR REPLACE TEMP TABLE runs AS

@@ -36,6 +36,7 @@ from otel_runctx.distro.attach import (
     build_span_processors,
     install_propagator,
 )
+from otel_runctx.distro.defaults import local_defaults, logging_defaults
 from otel_runctx.stats import report_error
 
 __all__ = [
@@ -60,9 +61,16 @@ DISTRO_DEFAULTS = {
 }
 
 
-def apply_env_defaults() -> None:
-    """Set :data:`DISTRO_DEFAULTS` for every variable the user left unset."""
-    for name, value in DISTRO_DEFAULTS.items():
+def apply_env_defaults(*, logging_handler: bool = False) -> None:
+    """Set :data:`DISTRO_DEFAULTS` for every variable the user left unset.
+
+    Local mode's exporters come first (see :mod:`otel_runctx.distro.defaults`); with
+    ``logging_handler`` (the distro, not ``configure()``) stdlib logging is exported by default.
+    """
+    chosen = dict(local_defaults(os.environ))
+    if logging_handler:
+        chosen.update(logging_defaults(os.environ))
+    for name, value in {**DISTRO_DEFAULTS, **chosen}.items():
         os.environ.setdefault(name, value)
 
 
@@ -109,7 +117,7 @@ class RunContextDistro(BaseDistro):  # type: ignore[misc]
     """``opentelemetry_distro: runctx``: OTLP by default, run propagation on by default."""
 
     def _configure(self, **kwargs: Any) -> None:
-        apply_env_defaults()
+        apply_env_defaults(logging_handler=True)
         try:
             ensure_propagator()
         except Exception as error:
