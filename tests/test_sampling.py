@@ -80,6 +80,7 @@ def use_provider(
     monkeypatch.setattr(
         runs_module.trace, "get_tracer", lambda name, *a, **k: private.get_tracer(name)
     )
+    monkeypatch.setattr(runs_module, "_tracer_for", None)  # run() caches its tracer per provider
 
 
 def test_a_run_is_kept_or_dropped_whole_and_its_usage_is_exact_at_any_rate(

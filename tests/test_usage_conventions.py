@@ -162,6 +162,7 @@ def test_a_child_run_below_a_framework_span_is_not_counted_twice(
 ) -> None:
     # Run root spans from the same provider as the rest, as in an app (one provider).
     monkeypatch.setattr(runs_module.trace, "get_tracer", lambda *args, **kwargs: tracer)
+    monkeypatch.setattr(runs_module, "_tracer_for", None)  # run() caches its tracer per provider
     with run("agent", event_id="E", customer_id="c"):
         with tracer.start_as_current_span("agent", attributes={"llm.token_count.prompt": 120}):
             with run("sub"):
