@@ -331,6 +331,13 @@ def parse_resource_attributes(raw: str) -> dict[str, str]:
     return result
 
 
+def otel_logs_exporters(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The names in ``OTEL_LOGS_EXPORTER``, read now (a distro may have set its default late)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("OTEL_LOGS_EXPORTER", "")
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
+
+
 def known_runctx_variables() -> list[str]:
     """Every ``OTEL_RUNCTX_*`` name this version reads (the ``ENV_*`` constants)."""
     return sorted(

@@ -6,6 +6,8 @@ session shares this one; ``spans`` clears it before each test that uses it.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +17,22 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_runctx.instrumentation import ExecutorContextInstrumentor
+from otel_runctx.outcomes.active import get_active_delivery, stop_delivery
+
+# Durable outcome delivery is on by default, at $XDG_CACHE_HOME/otel-runctx/: keep the tests'
+# spools (and any app they start) out of the real user cache and away from other test runs.
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="otel-runctx-test-cache-"))
+
+
+@pytest.fixture(autouse=True)
+def _stop_outcome_delivery_started_by_the_test() -> Iterator[None]:
+    """A delivery a test started (configure() starts one by default) ends with the test."""
+    before = get_active_delivery()
+    yield
+    after = get_active_delivery()
+    if after is not None and after is not before:
+        stop_delivery(after, timeout=2)
+
 
 _EXPORTER = InMemorySpanExporter()
 _PROVIDER = TracerProvider()

@@ -243,28 +243,37 @@ def test_forked_child_gets_its_own_journal_and_worker(spool_path: Path) -> None:
 
 
 def test_corrupt_lines_in_a_dead_process_journal_are_counted_and_skipped(
-    spool_path: Path,
+    spool_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     stats.reset()
     intake = spool_path.with_name(spool_path.name + ".intake")
     intake.mkdir(parents=True)
+    good = [f"good-{i}" for i in range(8)]
+    nul_damaged = bytearray(encode_record(record("nul"), "nul", RESOURCE, ("t", None)))
+    nul_damaged[20] = 0  # one NUL byte inside a line
     lines = [
         encode_resource(RESOURCE),
-        encode_record(record("good-0"), "good-0", RESOURCE, ("t", None)),
+        encode_record(record(good[0]), good[0], RESOURCE, ("t", None)),
         b"garbage line\n",
-        encode_record(record("good-1"), "good-1", RESOURCE, ("t", None)),
+        encode_record(record(good[1]), good[1], RESOURCE, ("t", None)),
+        bytes(nul_damaged),
+        *(encode_record(record(g), g, RESOURCE, ("t", None)) for g in good[2:5]),
+        b"\0" * 64 + b"\n",  # a zeroed stretch between two lines
+        *(encode_record(record(g), g, RESOURCE, ("t", None)) for g in good[5:]),
         encode_record(record("torn"), "torn", RESOURCE, ("t", None))[:40],  # cut mid-line
     ]
-    # A journal of an owner with no lock file: a process that is gone.
-    (intake / f"999999-deadbeef0000.000001{JOURNAL_SUFFIX}").write_bytes(
+    # A journal of an owner with no lock file and no such pid: a process that is gone.
+    (intake / f"999999999-deadbeef0000.000001{JOURNAL_SUFFIX}").write_bytes(
         b"".join(lines) + b"\0" * 100
     )
     exporter = RecordingExporter()
     spool = make_spool(spool_path, exporter)
     assert spool.flush(timeout=10)
-    assert sorted(exporter.ids()) == ["good-0", "good-1"]
-    assert stats.snapshot()["outcome_spool.corrupt_lines"] == 1
-    assert not list(intake.glob("999999-*"))  # taken over and removed
+    assert sorted(exporter.ids()) == good  # every good line, also those after the damage
+    assert stats.snapshot()["outcome_spool.corrupt_lines"] == 3  # garbage, NUL, torn
+    assert not list(intake.glob("999999999-*"))  # taken over, then removed
+    err = capfd.readouterr().err
+    assert "otel-runctx: outcome_spool.corrupt_lines" in err and "skipped 3 damaged" in err
     spool.shutdown(timeout=2)
 
 

@@ -27,7 +27,7 @@ from otel_runctx.distro.attach import (
     span_processors_of,
 )
 from otel_runctx.instrumentation import ExecutorContextInstrumentor
-from otel_runctx.outcomes.active import get_active_spool
+from otel_runctx.outcomes.active import get_active_delivery
 from otel_runctx.propagation import RunContextPropagator
 from otel_runctx.sampling import coverage_of, provider_sampler
 from otel_runctx.settings import ConfigError, load_settings, otel_variables
@@ -279,17 +279,29 @@ def _check_thread_carrier(diagnosis: Diagnosis) -> None:
 
 
 def _check_spool(diagnosis: Diagnosis) -> None:
-    """Report the outcome spool, and whether the outcome exporter switched it on."""
+    """Report outcome delivery: durable (the spool), degraded to direct sending, or off."""
     try:
-        spool = get_active_spool()
-        if spool is None:
+        delivery = get_active_delivery()
+        if delivery is None:
             diagnosis.add(
                 "ok",
                 "outcome spool",
-                "off (runctx_outcome is not in OTEL_LOGS_EXPORTER): outcome events go out "
-                "like other log records, best effort",
+                "not running (OTEL_RUNCTX_OUTCOME_SPOOL=off, or no OTLP log exporter, or the "
+                "SDK was not set up by otel-runctx): outcome events go out like other log "
+                "records, best effort",
             )
             return
+        if delivery.spool is None:
+            diagnosis.spool = {"path": str(delivery.path), "degraded": delivery.degraded_reason}
+            diagnosis.add(
+                "warn",
+                "outcome spool",
+                f"degraded: outcomes are sent directly, best effort ({delivery.degraded_reason})",
+                "fix the spool location, or set OTEL_RUNCTX_OUTCOME_SPOOL=off to accept "
+                "best-effort delivery",
+            )
+            return
+        spool = delivery.spool
         diagnosis.spool = {
             name: str(getattr(spool, name))
             for name in ("path", "intake_directory", "max_bytes", "owner")

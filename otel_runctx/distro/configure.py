@@ -28,6 +28,7 @@ from otel_runctx.distro.attach import (
     propagator_names,
     span_processors_of,
 )
+from otel_runctx.distro.outcome_wiring import wire_outcome_delivery
 
 __all__ = ["ConfigureResult", "ProviderAction", "configure"]
 
@@ -91,6 +92,8 @@ def configure(
         else:
             tracer_action, span_added = _attach_tracer(tracer)
             logger_action, log_added = _attach_logger(logger)
+        # Idempotent; the configurator already did it when the providers were created above.
+        wire_outcome_delivery(logger if logger_provider is not None else None)
         if not propagator:
             propagation: Literal["installed", "already", "kept", "skipped"] = "skipped"
         elif entry_points.user_chose_propagators():

@@ -8,6 +8,8 @@ three of those steps:
   distro and installs the run propagator when the user did not choose propagators.
 * :class:`RunContextConfigurator` (``OTEL_PYTHON_CONFIGURATOR=runctx``) builds the SDK from
   ``OTEL_*`` env like the stock one, with our processors placed before the exporters.
+* after the SDK is built, :func:`~otel_runctx.distro.outcome_wiring.wire_outcome_delivery`
+  makes outcome delivery durable and sent once.
 * :func:`pre_instrument` is the safety net for every other setup (another vendor's
   configurator, ``OTEL_CONFIG_FILE``): it attaches our processors to whatever SDK providers are
   global, unless they are already there.
@@ -38,6 +40,7 @@ from otel_runctx.distro.attach import (
     install_propagator,
 )
 from otel_runctx.distro.defaults import local_defaults, logging_defaults
+from otel_runctx.distro.outcome_wiring import wire_outcome_delivery
 from otel_runctx.settings import resource_environment_default
 from otel_runctx.stats import report_error
 
@@ -147,6 +150,7 @@ class RunContextConfigurator(_OTelSDKConfigurator):
                 ensure_attached()
             except Exception as error:
                 report_error("auto.configurator", error)
+            wire_outcome_delivery()
             return
         kwargs["span_processors"] = [*kwargs.get("span_processors", ()), *build_span_processors()]
         kwargs["log_record_processors"] = [
@@ -154,6 +158,9 @@ class RunContextConfigurator(_OTelSDKConfigurator):
             *build_log_processors(),
         ]
         super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+        # Durable, sent-once outcome delivery is the default (OTEL_RUNCTX_OUTCOME_SPOOL=off
+        # opts out); it needs the exporters the SDK just built, so it comes after them.
+        wire_outcome_delivery()
 
 
 def configure_sdk_from_env() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,7 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
 
-from otel_runctx.settings import get_settings
+from otel_runctx.settings import ENV_JSONL_PATH, get_settings
 from otel_runctx.stats import count, report_error
 
 __all__ = ["JsonlLogRecordExporter", "JsonlSpanExporter", "log_to_dict", "span_to_dict"]
@@ -54,7 +55,7 @@ class _Writer:
                 directory = os.path.dirname(self.path)
                 if directory:
                     os.makedirs(directory, exist_ok=True)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._fd = _open_regular(self.path)
             while chunk:
                 chunk = chunk[os.write(self._fd, chunk) :]
 
@@ -64,6 +65,45 @@ class _Writer:
             if self._users <= 0 and self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _open_regular(path: str) -> int:
+    """Open ``path`` for appending, refusing anything but a regular file.
+
+    ``O_NONBLOCK``: opening a FIFO for writing would otherwise block until a reader comes,
+    which hangs the exporter's thread and, at exit, the process. A directory, a device such as
+    ``/dev/full`` or a FIFO raise ``OSError`` with a message naming the path.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file; set {ENV_JSONL_PATH} to a file path")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def check_jsonl_path(path: str) -> None:
+    """Say on stderr, at startup, when ``path`` cannot be a JSONL file (FIFO, directory,
+    device, unwritable directory); the exporter then counts its failed writes."""
+    try:
+        mode = os.stat(path).st_mode
+        problem = None if stat.S_ISREG(mode) else "is not a regular file"
+        if problem is None and not os.access(path, os.W_OK):
+            problem = "is not writable"
+    except FileNotFoundError:
+        directory = os.path.dirname(path) or "."
+        problem = None
+        if os.path.isdir(directory) and not os.access(directory, os.W_OK | os.X_OK):
+            problem = "cannot be created (its directory is not writable)"
+    except OSError as error:
+        problem = f"cannot be examined ({error})"
+    if problem is not None:
+        report_error(
+            "jsonl.path",
+            message=f"{path} {problem}: nothing will be written there; set {ENV_JSONL_PATH} "
+            "to a writable file path",
+        )
 
 
 _writers: dict[str, _Writer] = {}
@@ -76,6 +116,7 @@ def _writer_for(path: str | None) -> _Writer:
         writer = _writers.get(resolved)
         if writer is None:
             writer = _writers[resolved] = _Writer(resolved)
+            check_jsonl_path(resolved)
     writer.acquire()
     return writer
 

@@ -27,7 +27,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_runctx import keys
 from otel_runctx.context import RunContext, RunStatus
 from otel_runctx.outcomes import _fast_emit
-from otel_runctx.outcomes.active import get_active_spool
+from otel_runctx.outcomes.active import get_active_delivery, get_active_spool
 from otel_runctx.outcomes.events import emit_soon
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, Outcome
 from otel_runctx.processors import _fast_stamp
@@ -247,18 +247,16 @@ def _emit_event(
     if _logger is None:
         # Before an SDK provider is set this is a proxy that forwards to it once there is one.
         _logger = get_logger(_SCOPE_NAME)
-    spool = get_active_spool()
-    # First to disk, then to the SDK pipeline (which replaces record.attributes in place).
-    if spool is not None and spool.append(
-        record,
-        outcome_id,
-        _resource(),
-        (_SCOPE_NAME, _SCOPE_VERSION),
-        replaces=replaces_pending,
-    ):
-        emit_soon(_logger, record)
-    else:
-        _fast_emit.emit(_logger, record)
+    delivery = get_active_delivery()
+    if delivery is None:
+        _fast_emit.emit(_logger, record)  # the SDK pipeline is the only way out: best effort
+        return
+    # First to disk (or the direct queue), then to the SDK pipeline, whose OTLP exporters skip
+    # the record (it is marked delivered); the pipeline replaces record.attributes in place.
+    delivery.deliver(
+        record, outcome_id, _resource(), (_SCOPE_NAME, _SCOPE_VERSION), replaces=replaces_pending
+    )
+    emit_soon(_logger, record)
 
 
 def _record_metrics(run: RunContext, outcome: Outcome, duration_seconds: float | None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,15 @@ __all__ = [
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 _digest_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _digest_lock
+    _digest_lock = threading.Lock()  # a parent thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 # Keyed by id(); the Resource is kept in the value so the id cannot be reused while cached.
 _digests: dict[int, tuple[Resource, str]] = {}
 
@@ -97,15 +107,23 @@ def encode_record(
 def split_line(line: bytes) -> tuple[str, str, str, bytes]:
     """(kind, outcome_id, digest, json) of a journal line; ``outcome_id`` is "" for a resource.
 
-    Raises ValueError for a line this module did not write.
+    Raises ValueError for a line this module did not write, or one damaged since: the check is
+    cheap (no JSON parsing on the worker's hot path), a JSON object must at least be braced.
     """
-    if line.startswith((b"o\t", b"f\t")):
-        kind, outcome_id, digest, body = line.split(b"\t", 3)
-        return kind.decode(), outcome_id.decode(), digest.decode(), body
-    if line.startswith(b"r\t"):
-        _, digest, body = line.split(b"\t", 2)
-        return "r", "", digest.decode(), body
-    raise ValueError("not a journal line")
+    if line.endswith(b"\n"):  # as encode_record wrote it (journal readers split it off)
+        line = line[:-1]
+    parts = line.split(b"\t", 3)
+    if parts[0] in (b"o", b"f") and len(parts) == 4:  # f: a final record (issue 10)
+        _, outcome_id, digest, body = parts
+    elif parts[0] == b"r" and len(parts) == 3:
+        outcome_id, (_, digest, body) = b"", parts
+    else:
+        raise ValueError("not a journal line")
+    if not (digest and body.startswith(b"{") and body.endswith(b"}")) or b"\0" in line:
+        raise ValueError("a damaged journal line")
+    if parts[0] != b"r" and not outcome_id:
+        raise ValueError("a journal line without an outcome id")
+    return parts[0].decode(), outcome_id.decode(), digest.decode(), body
 
 
 def decode_body(body: bytes) -> dict[str, Any]:

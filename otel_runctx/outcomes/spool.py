@@ -1,49 +1,37 @@
 """OutcomeSpool: outcome records written to disk on the caller's thread, sent by a worker.
 
 Path of one outcome: ``append`` writes one line to this process's intake journal (before
-``emit_outcome`` returns) → the worker ingests journal lines into the SQLite store in batches →
-leases the oldest rows → sends them with a stock OTLP log exporter → deletes them only when the
-export succeeded (the collector acknowledged). A failed export releases the rows and the worker
-backs off exponentially (0.5 s doubling to ``max_backoff``). On start, and every few seconds, the
-worker also takes over the journals and leases of processes that died. Delivery is at least
-once: a record can be sent twice (e.g. a crash after the send, before the delete), never zero
-times unless the size cap drops it, and that is counted and logged.
+``emit_outcome`` returns; :mod:`journal`) → the worker (:mod:`worker`) moves journal lines into
+the SQLite store in batches (:mod:`intake`, :mod:`store`) → sends the oldest rows with a stock
+OTLP log exporter → deletes them only once the collector acknowledged. Delivery is at least
+once: a record can be sent twice (a crash after the send, before the delete), never zero times
+unless the size cap drops it, and that is counted and said on stderr.
+
+A spool that cannot start raises :class:`SpoolUnavailable` from the constructor; an append that
+cannot be written (disk full) returns False, and the caller sends that outcome directly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
 import threading
-import time
 import weakref
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from opentelemetry._logs import LogRecord
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
-from otel_runctx.outcomes.background import background
-from otel_runctx.outcomes.journal import IntakeJournal, owner_is_alive, read_complete_lines
-from otel_runctx.outcomes.records import (
-    decode_body,
-    decode_record,
-    decode_resource,
-    encode_record,
-    encode_resource,
-    resource_digest,
-    split_line,
-)
-from otel_runctx.outcomes.store import SpoolRow, SpoolStore
+from otel_runctx.outcomes.intake import JournalIntake
+from otel_runctx.outcomes.journal import IntakeJournal
+from otel_runctx.outcomes.location import SpoolUnavailable, check_spool_location
+from otel_runctx.outcomes.records import encode_record, encode_resource, resource_digest
+from otel_runctx.outcomes.store import SpoolStore
+from otel_runctx.outcomes.worker import ExporterFactory, SpoolWorker
 from otel_runctx.stats import count, report_error
 
-__all__ = ["OutcomeSpool"]
-
-ExporterFactory = Callable[[], LogRecordExporter]
+__all__ = ["OutcomeSpool", "SpoolUnavailable"]
 
 #: Appends after which the worker is woken before its poll interval is up.
 WAKE_BACKLOG = 512
@@ -72,32 +60,38 @@ class OutcomeSpool:
         self.path = path
         self.intake_directory = path.with_name(path.name + ".intake")
         self.max_bytes = max_bytes
-        self._exporter_factory = exporter_factory
-        self._batch_size = batch_size
-        self._poll_interval = poll_interval
-        self._lease_seconds = lease_seconds
-        self._max_backoff = max_backoff
-        self._orphan_scan_interval = orphan_scan_interval
+        self._options: dict[str, Any] = {
+            "batch_size": batch_size,
+            "poll_interval": poll_interval,
+            "lease_seconds": lease_seconds,
+            "max_backoff": max_backoff,
+            "orphan_scan_interval": orphan_scan_interval,
+        }
+        self.exporter_factory = exporter_factory
         self._setup()
         _spools.add(self)
         self._ensure_worker()
 
     def _setup(self) -> None:
         self._setup_lock = threading.Lock()
-        self._journal = IntakeJournal(self.intake_directory)
-        self._store = SpoolStore(self.path, self.max_bytes)
+        check_spool_location(self.path, self.intake_directory)
+        try:
+            journal = IntakeJournal(self.intake_directory)
+        except OSError as error:
+            raise SpoolUnavailable(f"the intake journal cannot be created: {error}") from error
+        try:
+            store = SpoolStore(self.path, self.max_bytes)
+        except Exception as error:
+            journal.close(remove_lock=True)
+            raise SpoolUnavailable(f"the spool database cannot be opened: {error}") from error
+        self._journal = journal
+        self._store = store
+        self._worker = SpoolWorker(
+            JournalIntake(journal, store), self.exporter_factory, **self._options
+        )
         self._needs_setup = False
-        self._wake = threading.Event()
-        self._backlog = 0
         self._stopping = False
-        self._worker: threading.Thread | None = None
-        self._exporter: LogRecordExporter | None = None
-        self._resources: dict[int, Resource] = {}
-        self._cond = threading.Condition()
-        self._cycle = 0
-        self._drained_cycle = -1
-        # issue 10: outcome id -> monotonic time its pending record may be sent anyway.
-        self._held: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
 
     # -- the caller's side ---------------------------------------------------------------------
 
@@ -113,8 +107,8 @@ class OutcomeSpool:
     ) -> bool:
         """Write ``record`` to disk now; the worker sends it later. Never raises.
 
-        Returns False when the record was not written (the caller then emits it the ordinary
-        way): after ``shutdown()``, or on an error (counted and logged).
+        Returns False when the record was not written (the caller then sends it directly):
+        after ``shutdown()``, or on an error such as a full disk (counted and said).
 
         Early outcomes (issue 10): ``hold_seconds`` writes a *pending* record the worker does
         not send for that long (or until this process dies: another process then sends it);
@@ -128,7 +122,7 @@ class OutcomeSpool:
             if self._needs_setup:
                 self._setup_after_fork()
             if hold_seconds is not None:
-                self._held[outcome_id] = time.monotonic() + hold_seconds
+                self._worker.intake.hold(outcome_id, hold_seconds)
             self._journal.append(
                 encode_record(record, outcome_id, resource, scope, replaces=replaces),
                 encode_resource(resource),  # cached per resource; written once per segment
@@ -136,15 +130,19 @@ class OutcomeSpool:
             )
             count("outcome_spool.appended")
         except Exception as error:
-            report_error("outcome_spool.append", error)
+            count("outcome_spool.not_spooled")
+            report_error(
+                "outcome_spool.append", error, "this outcome was not spooled; it is sent directly"
+            )
             return False
-        if self._worker is None:
+        if self._thread is None:
             self._ensure_worker()
         # The worker wakes every poll interval; it is woken early only for a large backlog,
         # because each early wake-up is a burst of Python work competing with callers for the GIL.
-        self._backlog += 1
-        if self._backlog >= WAKE_BACKLOG:
-            self._wake.set()
+        worker = self._worker
+        worker.backlog += 1
+        if worker.backlog >= WAKE_BACKLOG:
+            worker.wake.set()
         return True
 
     def flush(self, timeout: float = 30.0) -> bool:
@@ -152,31 +150,30 @@ class OutcomeSpool:
         if self._needs_setup:
             self._setup_after_fork()
         self._ensure_worker()
-        with self._cond:
-            target = self._cycle + 1
-            self._wake.set()
-            return self._cond.wait_for(lambda: self._drained_cycle >= target, timeout)
+        return self._worker.wait_drained(timeout)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop the worker after a last attempt to send; unsent records stay for the next start."""
         self._stopping = True
-        self._wake.set()
-        worker = self._worker
-        if worker is not None:
-            worker.join(timeout / 2)
-            exporter = self._exporter
-            if worker.is_alive() and exporter is not None:
+        if self._needs_setup or not self._journal.is_mine():
+            return  # a forked child that never spooled: everything here is the parent's
+        worker, thread = self._worker, self._thread
+        worker.stopping = True
+        worker.wake.set()
+        if thread is not None:
+            thread.join(timeout / 2)
+            exporter = worker.exporter
+            if thread.is_alive() and exporter is not None:
                 with contextlib.suppress(Exception):
                     exporter.shutdown()  # type: ignore[no-untyped-call]  # aborts the stock exporter's retry sleep
-                worker.join(timeout / 2)
-            if worker.is_alive():
+                thread.join(timeout / 2)
+            if thread.is_alive():
                 return  # still sending: leave the files to it (or to the next start)
         try:
             # The worker is gone, so its connection is free: move the rest of this process's
             # journals into the store, then remove them and the owner lock.
             self._journal.seal()
-            for path, _ in self._journal.own_segments():
-                self._ingest_own_segment(path, finished=True)
+            worker.intake.ingest_own(everything=True)
             self._journal.close(remove_lock=True)
         except Exception as error:
             report_error("outcome_spool.shutdown", error)
@@ -189,7 +186,7 @@ class OutcomeSpool:
         _abandoned.append(self._store.abandon())
         self._journal.abandon_after_fork()
         self._setup_lock = threading.Lock()
-        self._worker = None
+        self._thread = None
         self._needs_setup = True
 
     def _setup_after_fork(self) -> None:
@@ -197,171 +194,13 @@ class OutcomeSpool:
             if self._needs_setup:
                 self._setup()
 
-    # -- the worker ----------------------------------------------------------------------------
-
     def _ensure_worker(self) -> None:
         with self._setup_lock:
-            if self._worker is None and not self._stopping:
-                self._worker = threading.Thread(
-                    target=self._run, name="otel-runctx-outcome-spool", daemon=True
+            if self._thread is None and not self._stopping:
+                self._thread = threading.Thread(
+                    target=self._worker.run, name="otel-runctx-outcome-spool", daemon=True
                 )
-                self._worker.start()
-
-    def _run(self) -> None:
-        # issue 10: the worker's exports are our traffic, never a run's (see background()).
-        with background():
-            self._work()
-
-    def _work(self) -> None:
-        backoff = 0.0
-        next_orphan_scan = 0.0
-        while True:
-            self._wake.clear()
-            self._backlog = 0
-            with self._cond:
-                self._cycle += 1
-                cycle = self._cycle
-            try:
-                self._ingest_own()
-                if time.monotonic() >= next_orphan_scan:
-                    self._ingest_orphans()
-                    next_orphan_scan = time.monotonic() + self._orphan_scan_interval
-                rows = self._store.lease(
-                    self._journal.owner,
-                    self._batch_size,
-                    self._lease_seconds,
-                    lambda owner: owner_is_alive(self.intake_directory, owner),
-                    self._still_held(),
-                )
-                if rows:
-                    if self._send(rows):
-                        backoff = 0.0
-                        time.sleep(0)
-                        continue
-                    if self._stopping:
-                        return
-                    backoff = min(max(0.5, backoff * 2), self._max_backoff)
-                    self._wake.wait(backoff * random.uniform(0.8, 1.2))
-                    continue
-                with self._cond:
-                    self._drained_cycle = cycle
-                    self._cond.notify_all()
-                if self._stopping:
-                    return
-                self._wake.wait(self._poll_interval)
-            except Exception as error:
-                report_error("outcome_spool.worker", error)
-                if self._stopping:
-                    return
-                self._wake.wait(1.0)
-
-    def _ingest_own(self) -> None:
-        for path, current in self._journal.own_segments():
-            self._ingest_own_segment(path, finished=not current)
-        self._journal.prepare_spare()
-
-    def _ingest_own_segment(self, path: Path, *, finished: bool) -> None:
-        offset = self._store.journal_offset(path.name)
-        lines, end = self._journal.read_own(path, offset)
-        self._ingest_lines(path, lines, end)
-        if finished and self._journal.retire(path):
-            self._store.forget_journal(path.name)
-
-    def _ingest_orphans(self) -> None:
-        for owner, paths in self._journal.orphan_files():
-            for path in paths:
-                self._ingest_file(path, finished=True)
-            self._journal.forget_owner(owner)
-
-    def _ingest_file(self, path: Path, *, finished: bool) -> None:
-        """Take over a journal file another (dead) process left."""
-        offset = self._store.journal_offset(path.name)
-        lines, end = read_complete_lines(path, offset)
-        self._ingest_lines(path, lines, end)
-        if finished:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            self._store.forget_journal(path.name)
-
-    def _still_held(self) -> list[str]:
-        """Outcome ids whose pending record must not be sent yet (expired holds are dropped)."""
-        if not self._held:
-            return []
-        now = time.monotonic()
-        for outcome_id, until in list(self._held.items()):
-            if until <= now:
-                self._held.pop(outcome_id, None)
-        return list(self._held)
-
-    def _ingest_lines(self, path: Path, lines: list[bytes], end: int) -> None:
-        if lines:
-            resources: list[tuple[str, bytes]] = []
-            rows: list[tuple[str, str, bytes]] = []
-            finals: list[tuple[str, str, bytes]] = []
-            for line in lines:
-                try:
-                    kind, outcome_id, digest, body = split_line(line)
-                    if kind == "r":
-                        resources.append((digest, body))
-                    elif kind == "f":
-                        finals.append((outcome_id, digest, body))
-                    else:
-                        rows.append((outcome_id, digest, body))
-                except Exception:
-                    count("outcome_spool.corrupt_lines")
-            _, dropped = self._store.ingest(resources, rows, (path.name, end), finals)
-            for outcome_id, _, _ in finals:  # stored in place of the pending one: release it
-                self._held.pop(outcome_id, None)
-            if dropped:
-                count("outcome_spool.dropped", dropped)
-                report_error(
-                    "outcome_spool.full",
-                    message=f"the spool is over {self.max_bytes} bytes; dropped the {dropped} "
-                    f"oldest outcome(s) (counted as outcome_spool.dropped)",
-                )
-
-    def _send(self, rows: Sequence[SpoolRow]) -> bool:
-        records: list[ReadableLogRecord] = []
-        sendable: list[int] = []
-        corrupt: list[int] = []
-        for index, row in enumerate(rows):
-            if index % 16 == 15:
-                time.sleep(0)  # let callers have the GIL: see outcome_events
-            try:
-                records.append(
-                    decode_record(decode_body(row.payload), self._resource(row.resource_id))
-                )
-                sendable.append(row.seq)
-            except Exception:
-                corrupt.append(row.seq)
-        if corrupt:
-            count("outcome_spool.corrupt_rows", len(corrupt))
-            self._store.delete(corrupt)
-        if not records:
-            return True
-        try:
-            if self._exporter is None:
-                self._exporter = self._exporter_factory()
-            result = self._exporter.export(records)
-        except Exception as error:
-            report_error("outcome_spool.export", error)
-            result = LogRecordExportResult.FAILURE
-        if result is LogRecordExportResult.SUCCESS:
-            self._store.delete(sendable)
-            count("outcome_spool.delivered", len(sendable))
-            return True
-        count("outcome_spool.export_failures")
-        self._store.release(sendable)
-        return False
-
-    def _resource(self, resource_id: int) -> Resource:
-        resource = self._resources.get(resource_id)
-        if resource is None:
-            payload = self._store.resource_payload(resource_id)
-            if payload is None:
-                raise LookupError(f"resource {resource_id} is missing")
-            resource = self._resources[resource_id] = decode_resource(decode_body(payload))
-        return resource
+                self._thread.start()
 
     # -- inspection ----------------------------------------------------------------------------
 

@@ -1262,6 +1262,10 @@ class AppRunner:
     ) -> AppProcess:
         """Start a child app that ``close()`` will kill if it is still running."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if env is None or "XDG_CACHE_HOME" not in env:
+            # The default outcome spool lives under $XDG_CACHE_HOME: one per test, shared by
+            # that test's apps, never the user's (another test's leftovers would arrive here).
+            env = {"XDG_CACHE_HOME": str(self.log_dir / "cache"), **(env or {})}
         app = start_app(argv, env=env, cwd=cwd, log_path=self._log_path(name, argv))
         self._apps.append(app)
         return app

@@ -163,3 +163,95 @@ def test_outcomes_are_forwarded_over_otlp_http_too(
     )
     assert len(ids) == 50
     assert _values(sink.logs(OUTCOME)) == set(range(50))
+
+
+# Emits one outcome every few milliseconds until the file argv[1] appears, timing emit_outcome
+# alone; prints how the delivery was set up first, and the figures at the end.
+STEADY_EMITTER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from otel_runctx import emit_outcome, run
+    from otel_runctx.outcomes.active import get_active_delivery
+
+    stop = sys.argv[1]
+    delivery = get_active_delivery()
+    state = "none" if delivery is None else ("durable" if delivery.spool else "degraded")
+    print(f"DELIVERY {state}", flush=True)
+    latencies = []
+    i = 0
+    while not os.path.exists(stop) and i < 20_000:
+        with run("steady", event_id=f"E-{i}", customer_id="acme"):
+            start = time.perf_counter()
+            emit_outcome("success", value_amount=i)
+            latencies.append(time.perf_counter() - start)
+        i += 1
+        if i % 100 == 0:
+            print(f"PROGRESS {i}", flush=True)
+        time.sleep(0.005)
+    latencies.sort()
+    print("EMITTED " + json.dumps({
+        "count": i,
+        "max_ms": latencies[-1] * 1000,
+        "p999_ms": latencies[int(len(latencies) * 0.999)] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+    }), flush=True)
+    time.sleep(600)
+    """
+)
+
+OUTAGE_SECONDS = 30.0
+
+
+def test_a_30_second_outage_under_zero_code_defaults_loses_and_duplicates_nothing(
+    sink: Sink, collector: Collector, apps: AppRunner, tmp_path: Path
+) -> None:
+    """Only OTEL_EXPORTER_OTLP_ENDPOINT is set: the runctx distro's defaults (OTLP logs) make
+    outcome delivery durable and sent once. The collector goes away for 30 s while the app
+    emits, then comes back: every outcome arrives, each exactly once."""
+    import time
+
+    stop = tmp_path / "stop"
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.grpc_endpoint,
+        # Not an OTel setting: keeps the default spool path ($XDG_CACHE_HOME/otel-runctx/...)
+        # inside this test's directory.
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    app = apps.start(
+        instrumented(_write(tmp_path, "steady.py", STEADY_EMITTER), str(stop)), env=env
+    )
+    app.wait_for_output("DELIVERY", timeout=60)
+    assert "DELIVERY durable" in app.output(), app.describe()
+    wait_for(lambda: len(sink.logs(OUTCOME)) >= 20, timeout=60, message="first outcomes")
+    collector.stop()
+    time.sleep(OUTAGE_SECONDS)  # the outage itself: the app keeps emitting meanwhile
+    collector.start()
+    before = len(sink.logs(OUTCOME))
+    wait_for(lambda: len(sink.logs(OUTCOME)) > before + 20, timeout=90, message="recovery")
+    stop.write_text("")
+    app.wait_for_output("EMITTED", timeout=60)
+    match = re.search(r"EMITTED (\{.*\})", app.output())
+    assert match is not None
+    timing = json.loads(match.group(1))
+    emitted = int(timing["count"])
+    print(
+        f"emit_outcome across a {OUTAGE_SECONDS:.0f} s collector outage, {emitted} calls: "
+        f"p50 {timing['p50_ms']:.3f} ms, p99 {timing['p99_ms']:.3f} ms, "
+        f"p99.9 {timing['p999_ms']:.3f} ms, max {timing['max_ms']:.3f} ms"
+    )
+    ids = wait_for(
+        lambda: _distinct_ids(sink, emitted),
+        timeout=120,
+        message=lambda: f"{emitted} distinct outcome ids; have {len(_distinct_ids(sink, 0))}",
+    )
+    assert len(ids) == emitted
+    time.sleep(1.0)  # a late second copy (the pipeline's own otlp, a re-send) would land now
+    records = sink.logs(OUTCOME)
+    assert _values(records) == set(range(emitted))
+    assert len(records) == emitted, f"{len(records) - emitted} outcome(s) arrived twice"
+    # Never waiting on the network: a call that did would take the exporter's timeout (10 s).
+    # The bounds are generous because this box is shared; the figures are printed above.
+    assert timing["p99_ms"] < 50, timing
+    assert timing["max_ms"] < 2000, timing
+    assert app.is_running, app.describe()
