@@ -216,7 +216,7 @@ def check_spool_backlog(diagnosis: Diagnosis, environ: Mapping[str, str]) -> Non
         "spool backlog",
         f"{pending} outcome(s) waiting in {path}{since}: not acknowledged by a collector yet",
         "make the OTLP logs endpoint reachable (see the endpoints check); any process using "
-        "this spool with runctx_outcome in OTEL_LOGS_EXPORTER sends them",
+        "this spool (durable delivery is on unless OTEL_RUNCTX_OUTCOME_SPOOL=off) sends them",
     )
 
 
