@@ -8,6 +8,7 @@ misbehaving on the hot path.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tempfile
 import threading
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote
+
+from otel_runctx.validation import check_text
 
 PropagationMode = Literal["lean", "full"]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
@@ -30,6 +33,10 @@ ENV_OUTCOME_SPOOL_MAX_MB = "OTEL_RUNCTX_OUTCOME_SPOOL_MAX_MB"
 ENV_OUTCOME_METRICS_CUSTOMER = "OTEL_RUNCTX_OUTCOME_METRICS_CUSTOMER"
 ENV_PRICES = "OTEL_RUNCTX_PRICES"
 ENV_JSONL_PATH = "OTEL_RUNCTX_JSONL_PATH"
+ENV_STRICT = "OTEL_RUNCTX_STRICT"
+ENV_SIGNATURE_MAX_AGE = "OTEL_RUNCTX_SIGNATURE_MAX_AGE"
+ENV_SHUTDOWN_TIMEOUT = "OTEL_RUNCTX_SHUTDOWN_TIMEOUT"
+ENV_METRICS_SERIES_CAP = "OTEL_RUNCTX_METRICS_SERIES_CAP"
 
 DEFAULT_ENVIRONMENT = "production"
 DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
@@ -74,6 +81,14 @@ class Settings:
     signing_keys: tuple[SigningKey, ...] = ()
     #: Where the ``runctx_jsonl`` exporters append, one JSON object per line (relative: to the cwd).
     jsonl_path: str = DEFAULT_JSONL_PATH
+    #: Raise on an invalid id from data instead of starting the run with a safe value.
+    strict: bool = False
+    #: Oldest accepted inbound signature, in seconds since its issued-at time.
+    signature_max_age: int = 300
+    #: Seconds a graceful shutdown (SIGTERM, pool worker exit) may spend exporting buffers.
+    shutdown_timeout: float = 10.0
+    #: Distinct attribute sets per otel-runctx metric instrument before the overflow series.
+    metrics_series_cap: int = 1000
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -97,7 +112,36 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inbound=inbound,  # type: ignore[arg-type]
         signing_keys=signing_keys,
         jsonl_path=env.get(ENV_JSONL_PATH, "").strip() or DEFAULT_JSONL_PATH,
+        strict=_flag(env, ENV_STRICT, False),
+        signature_max_age=_positive_int(env, ENV_SIGNATURE_MAX_AGE, 300),
+        shutdown_timeout=float(_positive_int(env, ENV_SHUTDOWN_TIMEOUT, 10)),
+        metrics_series_cap=_positive_int(env, ENV_METRICS_SERIES_CAP, 1000),
     )
+
+
+def known_variables() -> tuple[str, ...]:
+    """Every ``OTEL_RUNCTX_*`` name this module reads."""
+    return tuple(
+        sorted(
+            value
+            for name, value in globals().items()
+            if name.startswith("ENV_") and isinstance(value, str)
+        )
+    )
+
+
+def unknown_runctx_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """Set ``OTEL_RUNCTX_*`` names we do not read, each with the closest known name (or None).
+
+    A misspelled name (``OTEL_RUNCTX_JSONL_PAHT``) is otherwise ignored without a word.
+    """
+    known = known_variables()
+    found: list[tuple[str, str | None]] = []
+    for name in sorted(environ):
+        if name.startswith("OTEL_RUNCTX_") and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            found.append((name, close[0] if close else None))
+    return found
 
 
 _cached: Settings | None = None
@@ -126,14 +170,25 @@ def reload_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _environment(env: Mapping[str, str]) -> str:
+    """The run environment; one that could not be a run field stops startup, not every run."""
     explicit = env.get(ENV_ENVIRONMENT, "").strip()
     if explicit:
-        return explicit
+        return _usable_environment(ENV_ENVIRONMENT, explicit)
     resource = parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
     for key in _RESOURCE_ENVIRONMENT_KEYS:
         if resource.get(key):
-            return resource[key]
+            return _usable_environment(f"OTEL_RESOURCE_ATTRIBUTES ({key})", resource[key])
     return DEFAULT_ENVIRONMENT
+
+
+def _usable_environment(source: str, value: str) -> str:
+    try:
+        return check_text("environment", value)
+    except ValueError as error:
+        raise ConfigError(
+            f"{source}={value[:40]!r}{'...' if len(value) > 40 else ''} cannot be a run's "
+            f"environment: {error}; accepted: 1-256 characters without control characters"
+        ) from None
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -170,7 +225,10 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw:
         return default
     if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
-        raise ConfigError(f"{name}={env[name]!r} is not valid; expected a positive integer")
+        raise ConfigError(
+            f"{name}={env[name]!r} is not valid; accepted values: a positive integer "
+            f"(default: {default})"
+        )
     return int(raw)
 
 

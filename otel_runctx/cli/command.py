@@ -8,6 +8,7 @@ environment an app runs in. ``report`` draws tables with ``rich`` (the ``cli`` e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -61,8 +62,10 @@ def _parser() -> argparse.ArgumentParser:
 def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     if args.configure:
         from otel_runctx.distro.configure import configure
+        from otel_runctx.settings import ConfigError
 
-        configure()
+        with contextlib.suppress(ConfigError):  # diagnose() reports the bad setting
+            configure()
     diagnosis = diagnose()
     if args.json:
         json.dump(diagnosis.as_dict(), out, indent=2, default=str)

@@ -52,6 +52,10 @@ class ConfigureResult:
     log_processors_added: tuple[str, ...] = ()
     propagators: tuple[str, ...] = ()
 
+    def __bool__(self) -> bool:
+        """Always true: ``configure()`` either did its work or raised ConfigError."""
+        return True
+
     def __str__(self) -> str:
         return (
             f"tracer provider: {self.tracer_provider} {list(self.span_processors_added)}\n"
@@ -75,10 +79,17 @@ def configure(
     ``create_missing``: when neither global provider exists, build both (and the meter
     provider) from ``OTEL_*`` env, with the distro's defaults (OTLP) for unset exporters.
     Safe to call more than once and from several threads: processors are added once.
+
+    Raises :class:`otel_runctx.settings.ConfigError` (before touching any provider) when an
+    ``OTEL_RUNCTX_*`` value is unusable. Also makes SIGTERM export what is buffered
+    (:mod:`otel_runctx.distro.shutdown`).
     """
     # Imported here: the entry points pull in opentelemetry-instrumentation, needed only now.
     from otel_runctx.distro import entry_points
+    from otel_runctx.distro.shutdown import install_shutdown_flush
 
+    entry_points.validate_configuration()
+    install_shutdown_flush()
     with _lock:
         tracer = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
         logger = logger_provider if logger_provider is not None else get_logger_provider()
