@@ -26,8 +26,8 @@ from otel_runctx.validation import (
     check_deadline,
     check_run_id,
     check_text,
-    parse_attempt,
     lenient_text,
+    parse_attempt,
     parse_deadline,
 )
 
@@ -146,8 +146,8 @@ class RunContext:
         """Start a new top-level run.
 
         An invalid ``event_id``/``customer_id``/``tenant_id`` is made safe (see
-        :func:`otel_runctx.validation.lenient_text`) unless ``OTEL_RUNCTX_STRICT=true``; an invalid ``workflow`` (code,
-        not data) always raises ValueError.
+        :func:`otel_runctx.validation.lenient_text`) unless ``OTEL_RUNCTX_STRICT=true``; an
+        invalid ``workflow`` (code, not data) always raises ValueError.
         """
         return cls(
             run_id=generate_run_id(),

@@ -2,7 +2,7 @@
 
 Canonical form (version 2), the exact bytes that are signed::
 
-    runctx-sig/v2 LF <key id> LF <issued-at> LF <line for each key in SIGNED_KEYS order, joined by LF>
+    runctx-sig/v2 LF <key id> LF <issued-at> LF <a line per key in SIGNED_KEYS order, LF-joined>
 
 where a present field's line is ``<key>=<value percent-encoded as in the baggage header>`` and
 an absent field's line is the bare ``<key>``. Every signed key has a line whether or not it was
