@@ -38,10 +38,11 @@ DOCUMENTED_PATHS = [
 #: Layers, lowest first. A module may import its own layer and any layer before it.
 LAYERS: list[set[str]] = [
     {"keys", "ids", "validation", "settings", "config", "environment_variables", "stats"},
-    {"context", "metrics", "instrumentation"},
+    {"context", "metrics"},
     {"processors", "propagation", "usage"},
     {"outcomes"},
-    {"runs", "decorators", "isolation"},
+    # instrumentation runs pool jobs as child runs (issue 12), so it sits with the run scopes.
+    {"runs", "decorators", "isolation", "instrumentation"},
     {"exporters"},
     {"distro"},
     # The package's __init__ is the public facade: it re-exports names from every layer.

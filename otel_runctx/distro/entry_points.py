@@ -38,6 +38,7 @@ from otel_runctx.distro.attach import (
     install_propagator,
 )
 from otel_runctx.distro.shutdown import install_shutdown_flush
+from otel_runctx.instrumentation.processes import adopt_process_carrier
 from otel_runctx.settings import ConfigError, reload_settings, unknown_runctx_variables
 from otel_runctx.stats import report_error
 from otel_runctx.usage.prices import get_price_table
@@ -208,6 +209,7 @@ def pre_instrument() -> None:
         done = ensure_attached()
         ensure_propagator()
         install_shutdown_flush()
+        adopt_process_carrier(os.environ)
         for name, result in done.items():
             if result.added:
                 _logger.debug("otel-runctx attached %s to the global %s", result.added, name)
