@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench fuzz clean
+.PHONY: demo test lint bench fuzz stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo:
 
 fuzz: $(STAMP)
 	RUNCTX_FUZZ_EXAMPLES=$${RUNCTX_FUZZ_EXAMPLES:-20000} $(PY) -m pytest -q tests/test_fuzz_*.py
+
+# Slow, bounded stress tests (minutes each); .ci/run runs them after make test.
+stress: $(STAMP)
+	$(PY) -m pytest -q -s tests/stress/stress_bounded_memory.py
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

@@ -19,6 +19,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import keys
 from otel_runctx.context import RunContext, RunStatus
+from otel_runctx.metrics import SeriesCap
 from otel_runctx.outcomes.active import get_active_spool
 from otel_runctx.outcomes.events import emit_soon
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, Outcome
@@ -41,6 +42,7 @@ _SEVERITY = {
 }
 
 _instruments: tuple[Counter, Histogram] | None = None
+_caps: tuple[SeriesCap, SeriesCap] | None = None
 _logger: Logger | None = None
 _default_resource: Resource | None = None
 
@@ -153,6 +155,12 @@ def _record_metrics(run: RunContext, outcome: Outcome, duration_seconds: float |
     }
     if get_settings().outcome_metrics_customer:
         dimensions[keys.CUSTOMER_ID] = run.customer_id
-    runs.add(1, dimensions)
+    # Workflow names and customer ids can come from inbound data: each instrument's series are
+    # capped (OTEL_RUNCTX_METRICS_SERIES_CAP), the rest go to the otel.metric.overflow series.
+    global _caps
+    if _caps is None:
+        cap = get_settings().metrics_series_cap
+        _caps = (SeriesCap(cap), SeriesCap(cap))
+    runs.add(1, _caps[0].admit(dimensions))
     if duration_seconds is not None:
-        duration.record(duration_seconds, dimensions)
+        duration.record(duration_seconds, _caps[1].admit(dimensions))
