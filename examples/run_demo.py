@@ -30,17 +30,22 @@ def main() -> int:
 
     env = dict(os.environ)
     env.setdefault("OTEL_SERVICE_NAME", "support-ticket-demo")
-    env.setdefault("OTEL_METRICS_EXPORTER", "none")
     # Prices for the fake model, so the usage roll-up can estimate each run's cost.
     env.setdefault("OTEL_RUNCTX_PRICES", str(HERE / "prices.json"))
     to_collector = bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
     if not to_collector:
-        env.update(
-            OTEL_TRACES_EXPORTER="runctx_jsonl",
-            OTEL_LOGS_EXPORTER="runctx_jsonl",
-            OTEL_RUNCTX_JSONL_PATH=str(telemetry),
-        )
+        # The README's no-collector recipe: traces, logs and metrics to the local file.
+        env.update(OTEL_RUNCTX_LOCAL="true", OTEL_RUNCTX_JSONL_PATH=str(telemetry))
     where = env["OTEL_EXPORTER_OTLP_ENDPOINT"] if to_collector else str(telemetry)
+    if to_collector:
+        unreachable = _unreachable_endpoints(env)
+        if unreachable:
+            print(f"demo: cannot connect to your collector: {'; '.join(unreachable)}")
+            print(
+                "demo: nothing would arrive there. Start the collector, or unset "
+                "OTEL_EXPORTER_OTLP_ENDPOINT for the local report."
+            )
+            return 1
     print(f"demo: running examples/support_tickets.py under opentelemetry-instrument -> {where}")
     started = time.perf_counter()
     app = [
@@ -55,11 +60,29 @@ def main() -> int:
     if status != 0:
         return status
     if to_collector:
-        print("demo: telemetry went to your collector via OTLP; no local report.")
+        # Reachable before the run is all the demo can know: the collector's own pipeline
+        # (and `otel-runctx doctor`) tell whether it exported further.
+        print(f"demo: sent via OTLP to {where} (it accepted connections); no local report.")
         return 0
     print(f"demo: report (otel-runctx report {telemetry})\n")
     report = [sys.executable, "-m", "otel_runctx", "report", str(telemetry)]
     return subprocess.run(report, check=False).returncode
+
+
+def _unreachable_endpoints(env: dict[str, str]) -> list[str]:
+    """The OTLP endpoints the demo would export to that refuse a TCP connection."""
+    import socket
+
+    from otel_runctx.cli.probes import CONNECT_TIMEOUT_SECONDS, host_port, otlp_endpoints
+
+    failed = []
+    for endpoint in otlp_endpoints(env):
+        try:
+            with socket.create_connection(host_port(endpoint), timeout=CONNECT_TIMEOUT_SECONDS):
+                pass
+        except OSError as error:
+            failed.append(f"{endpoint} ({error.strerror or error})")
+    return failed
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ the run it belongs to. Each ticket is one run of ``handle-ticket`` for its custo
 * ``enrich`` — three lookups on a thread pool (the run carried by the executor instrumentor);
 * ``draft`` — a child run that fans out two LLM calls with ``asyncio.gather``.
 
-The tickets exercise a retry (``RunContext.create_retry``), a deadline that times out, and a
+The tickets exercise a retry (``run(..., retry_of=previous)``), a deadline that times out, and a
 failure. The pipeline keeps its own books (runs, tokens, failures per customer) and writes them
 with ``--ground-truth FILE``, so a test can check the telemetry against what really happened.
 """
@@ -26,8 +26,7 @@ from typing import Any
 from opentelemetry import trace
 
 import otel_runctx
-from otel_runctx import RunContext, RunStatus, require_run_context, run
-from otel_runctx.runs import RunScope
+from otel_runctx import RunStatus, require_run_context, run
 
 tracer = trace.get_tracer("support-demo")
 MODEL = "fake-llm-small"
@@ -159,7 +158,7 @@ def handle(ticket: Ticket) -> str:
             return "done" if attempt == 1 else "done after retry"
         except TransientError:
             BOOKS.count(ticket.customer, "failed_runs")
-            scope = RunScope("handle-ticket", run_context=RunContext.create_retry(ctx))
+            scope = run("handle-ticket", retry_of=ctx)  # attempt 2: same event, own outcome
         except Exception as error:
             BOOKS.count(ticket.customer, "failed_runs")
             return f"{type(error).__name__}"

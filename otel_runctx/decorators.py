@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import wrapt
 
+from otel_runctx.extractors import FieldSource, extractor_for
 from otel_runctx.runs import RunAsyncGenerator, RunGenerator, RunScope
 
 __all__ = ["workflow"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: A field given as a value, or as a callable that receives the call's arguments.
-FieldSource: TypeAlias = "str | Callable[..., str | None] | None"
 
 
 def workflow(
@@ -30,26 +28,40 @@ def workflow(
 
     Works on plain functions, coroutine functions, generator and async-generator functions,
     methods, classmethods and staticmethods. ``event_id``, ``customer_id`` and ``tenant_id`` may
-    be strings or callables; a callable receives the call's own arguments (without ``self`` or
-    ``cls``) and returns the value, e.g. ``event_id=lambda ticket: ticket.id``.
+    be strings or callables; a callable receives exactly the decorated function's arguments,
+    bound to its signature with defaults filled in (``self`` / ``cls`` included for methods),
+    and returns the value, e.g. ``event_id=lambda self, ticket: ticket.id``. An extractor that
+    cannot accept them is a ``TypeError`` at decoration time (see :mod:`otel_runctx.extractors`).
 
     A generator's run is active only while the generator body runs, never in the consumer
-    between items; it ends when the generator finishes or is closed.
+    between items; it ends when the generator finishes, or ``canceled`` when its consumer
+    closes it early. Inside :func:`otel_runctx.runs.as_retry_of` a call is the next attempt.
     """
-
-    def scope_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunScope:
-        return RunScope(
-            name,
-            event_id=_resolve(event_id, args, kwargs),
-            customer_id=_resolve(customer_id, args, kwargs),
-            tenant_id=_resolve(tenant_id, args, kwargs),
-            deadline_seconds=deadline_seconds,
-        )
 
     def decorate(function: F) -> F:
         target = (
             function.__func__ if isinstance(function, (classmethod, staticmethod)) else function
         )
+        bound_self = not isinstance(function, staticmethod)
+        extractors = {
+            field: extractor_for(target, field, source)
+            for field, source in (
+                ("event_id", event_id),
+                ("customer_id", customer_id),
+                ("tenant_id", tenant_id),
+            )
+        }
+
+        def scope_for(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunScope:
+            if bound_self and instance is not None:
+                args = (instance, *args)
+            return RunScope(
+                name,
+                event_id=_resolve(extractors["event_id"], args, kwargs),
+                customer_id=_resolve(extractors["customer_id"], args, kwargs),
+                tenant_id=_resolve(extractors["tenant_id"], args, kwargs),
+                deadline_seconds=deadline_seconds,
+            )
 
         if inspect.isasyncgenfunction(target):
 
@@ -57,7 +69,9 @@ def workflow(
             def async_generator_wrapper(
                 wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
             ) -> Any:
-                return RunAsyncGenerator(wrapped(*args, **kwargs), scope_for(args, kwargs))
+                return RunAsyncGenerator(
+                    wrapped(*args, **kwargs), scope_for(instance, args, kwargs)
+                )
 
             return cast(F, async_generator_wrapper(function))
 
@@ -67,7 +81,7 @@ def workflow(
             async def coroutine_wrapper(
                 wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
             ) -> Any:
-                async with scope_for(args, kwargs):
+                async with scope_for(instance, args, kwargs):
                     return await wrapped(*args, **kwargs)
 
             return cast(F, coroutine_wrapper(function))
@@ -78,7 +92,7 @@ def workflow(
             def generator_wrapper(
                 wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
             ) -> Any:
-                return RunGenerator(wrapped(*args, **kwargs), scope_for(args, kwargs))
+                return RunGenerator(wrapped(*args, **kwargs), scope_for(instance, args, kwargs))
 
             return cast(F, generator_wrapper(function))
 
@@ -86,7 +100,7 @@ def workflow(
         def function_wrapper(
             wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
-            with scope_for(args, kwargs):
+            with scope_for(instance, args, kwargs):
                 return wrapped(*args, **kwargs)
 
         return cast(F, function_wrapper(function))

@@ -8,6 +8,8 @@ that was active before.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from types import AsyncGeneratorType, GeneratorType, TracebackType
 from typing import Any, TypeVar
@@ -19,9 +21,11 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from otel_runctx.context import RunContext, RunStatus, get_run_context, with_run_context
 from otel_runctx.outcomes import emit as outcomes
 
-__all__ = ["RunScope", "run"]
+__all__ = ["RetryChain", "RunScope", "as_retry_of", "run"]
 
 _TRACER_NAME = "otel_runctx"
+#: OTel Context key of the pending retry (see :func:`as_retry_of`); a run's own context clears it.
+_PENDING_RETRY = otel_context.create_key("otel_runctx.pending_retry")
 
 T = TypeVar("T")
 
@@ -50,6 +54,7 @@ class RunScope:
         "_outer",
         "_owner",
         "_preset",
+        "_retry_of",
         "_tenant_id",
         "_token",
         "_workflow",
@@ -68,9 +73,11 @@ class RunScope:
         deadline_seconds: float | None = None,
         kind: SpanKind = SpanKind.INTERNAL,
         run_context: RunContext | None = None,
+        retry_of: RunContext | None = None,
     ) -> None:
         self._workflow = workflow
         self._preset = run_context
+        self._retry_of = retry_of
         self._event_id = event_id
         self._customer_id = customer_id
         self._tenant_id = tenant_id
@@ -87,13 +94,20 @@ class RunScope:
     def open(self) -> otel_context.Context:
         """Create the run (child of the active one, if any) and its root span.
 
-        A scope built with ``run_context=`` uses that run as it is instead of creating one.
+        A scope built with ``run_context=`` uses that run as it is instead of creating one; one
+        built with ``retry_of=`` (or opened inside :func:`as_retry_of`) starts the next attempt.
 
         Returns the OTel Context in which the run and its span are current; not attached.
         """
         parent = get_run_context()
+        pending = _take_pending_retry()
+        previous = self._retry_of
+        if previous is None and pending is not None:
+            previous = pending.chain.last
         if self._preset is not None:
             run = self._preset
+        elif previous is not None:
+            run = _next_attempt(previous, self._workflow, self._deadline_seconds)
         elif parent is not None:
             run = parent.create_child(
                 self._workflow,
@@ -124,7 +138,10 @@ class RunScope:
                 tenant_id=self._tenant_id,
                 deadline_seconds=self._deadline_seconds,
             )
-        run_context = with_run_context(run)
+        if pending is not None:
+            pending.chain.last = run
+        # Runs nested in this one are not retries: the pending retry ends at this run.
+        run_context = otel_context.set_value(_PENDING_RETRY, None, with_run_context(run))
         # The root span carries the run's attributes itself, so it is stamped even when the
         # provider has no RunContextSpanProcessor.
         span = trace.get_tracer(_TRACER_NAME).start_span(
@@ -155,6 +172,9 @@ class RunScope:
         if error is not None:
             span.record_exception(error, escaped=True)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        elif status is RunStatus.TIMEOUT or (self.run is not None and self.run.is_past_deadline()):
+            # Its outcome is `timeout`: a backend filtering on span status must see it too.
+            span.set_status(Status(StatusCode.ERROR, "deadline passed"))
         span.end()
 
     def _copy(self) -> RunScope:
@@ -166,6 +186,7 @@ class RunScope:
             deadline_seconds=self._deadline_seconds,
             kind=self._kind,
             run_context=self._preset,
+            retry_of=self._retry_of,
         )
 
     def __enter__(self) -> RunContext:
@@ -226,11 +247,16 @@ def run(
     tenant_id: str | None = None,
     deadline_seconds: float | None = None,
     kind: SpanKind = SpanKind.INTERNAL,
+    retry_of: RunContext | None = None,
 ) -> RunScope:
     """Start a run of ``workflow``: ``with run(...) as ctx:`` or ``async with run(...) as ctx:``.
 
     At top level ``event_id`` and ``customer_id`` are required. Inside another run this starts a
     child run that inherits root, event, customer and tenant unless they are given.
+
+    ``retry_of=previous`` starts the next attempt of ``previous`` instead: ``attempt`` one
+    higher, ``retry_of_run_id=previous.run_id``, the same event, customer, tenant, parent and
+    root (ids given here are ignored), its own root span and its own outcome.
     """
     return RunScope(
         workflow,
@@ -239,7 +265,79 @@ def run(
         tenant_id=tenant_id,
         deadline_seconds=deadline_seconds,
         kind=kind,
+        retry_of=retry_of,
     )
+
+
+class RetryChain:
+    """The attempts of one piece of work: each run started through it retries the last one.
+
+    ``last`` is the latest attempt's run (None before the first). Integrations that drive
+    retries (tenacity) keep one chain per call and open each attempt inside :func:`as_retry_of`.
+    """
+
+    __slots__ = ("last",)
+
+    def __init__(self, last: RunContext | None = None) -> None:
+        self.last = last
+
+
+class _PendingRetry:
+    """One :func:`as_retry_of` block: the first run opened in it consumes it."""
+
+    __slots__ = ("chain", "used")
+
+    def __init__(self, chain: RetryChain) -> None:
+        self.chain = chain
+        self.used = False
+
+
+@contextlib.contextmanager
+def as_retry_of(previous: RunContext | RetryChain | None) -> Generator[RetryChain, None, None]:
+    """Make the first run started in this block (``run()`` or a ``@workflow`` call) a retry.
+
+    ``with as_retry_of(ctx): handle(ticket)`` runs the ``@workflow`` function ``handle`` as the
+    next attempt of ``ctx``. With a :class:`RetryChain` the run retries the chain's last run
+    (or is a first attempt when there is none) and becomes its new ``last``. Runs nested inside
+    that run, and later runs in the block, are ordinary runs. Yields the chain.
+    """
+    chain = previous if isinstance(previous, RetryChain) else RetryChain(previous)
+    token = otel_context.attach(otel_context.set_value(_PENDING_RETRY, _PendingRetry(chain)))
+    try:
+        yield chain
+    finally:
+        otel_context.detach(token)
+
+
+def _take_pending_retry() -> _PendingRetry | None:
+    pending = otel_context.get_value(_PENDING_RETRY)
+    if not isinstance(pending, _PendingRetry) or pending.used:
+        return None
+    pending.used = True
+    return pending
+
+
+def _next_attempt(
+    previous: RunContext, workflow: str, deadline_seconds: float | None
+) -> RunContext:
+    """``previous``'s next attempt, under ``workflow``; a new deadline only if one is asked for."""
+    retry = RunContext.create_retry(previous)
+    changes: dict[str, Any] = {}
+    if workflow != retry.workflow:
+        changes["workflow"] = workflow
+    if deadline_seconds is not None:
+        changes["deadline"] = time.time() + deadline_seconds
+    return dataclasses.replace(retry, **changes) if changes else retry
+
+
+def _closed_by_consumer(scope: RunScope) -> None:
+    """A generator's consumer stopped early: its run ends ``canceled``, not ``success``."""
+    if scope.run is not None:
+        scope.run.request_cancellation(CLOSED_BY_CONSUMER)
+
+
+#: The outcome reason of a ``@workflow`` generator closed before it finished.
+CLOSED_BY_CONSUMER = "closed by consumer"
 
 
 class RunGenerator(Generator[Any, Any, Any]):
@@ -267,6 +365,7 @@ class RunGenerator(Generator[Any, Any, Any]):
             self._done = True
             self._generator.close()
             return
+        _closed_by_consumer(self._scope)
         self._step(lambda: self._generator.close())
 
     def _step(self, action: Callable[..., Any], *args: Any) -> Any:
@@ -320,6 +419,7 @@ class RunAsyncGenerator(AsyncGenerator[Any, Any]):
             self._done = True
             await self._generator.aclose()
             return
+        _closed_by_consumer(self._scope)
         await self._step(self._generator.aclose)
 
     async def _step(self, action: Callable[..., Any], *args: Any) -> Any:

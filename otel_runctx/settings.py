@@ -37,6 +37,7 @@ ENV_STRICT = "OTEL_RUNCTX_STRICT"
 ENV_SIGNATURE_MAX_AGE = "OTEL_RUNCTX_SIGNATURE_MAX_AGE"
 ENV_SHUTDOWN_TIMEOUT = "OTEL_RUNCTX_SHUTDOWN_TIMEOUT"
 ENV_METRICS_SERIES_CAP = "OTEL_RUNCTX_METRICS_SERIES_CAP"
+ENV_LOCAL = "OTEL_RUNCTX_LOCAL"
 
 DEFAULT_ENVIRONMENT = "production"
 DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
@@ -89,6 +90,8 @@ class Settings:
     shutdown_timeout: float = 10.0
     #: Distinct attribute sets per otel-runctx metric instrument before the overflow series.
     metrics_series_cap: int = 1000
+    #: The no-collector recipe: unset ``OTEL_{TRACES,METRICS,LOGS}_EXPORTER`` default to the file.
+    local: bool = False
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -116,32 +119,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         signature_max_age=_positive_int(env, ENV_SIGNATURE_MAX_AGE, 300),
         shutdown_timeout=float(_positive_int(env, ENV_SHUTDOWN_TIMEOUT, 10)),
         metrics_series_cap=_positive_int(env, ENV_METRICS_SERIES_CAP, 1000),
+        local=local_mode(env),
     )
 
 
-def known_variables() -> tuple[str, ...]:
-    """Every ``OTEL_RUNCTX_*`` name this module reads."""
-    return tuple(
-        sorted(
-            value
-            for name, value in globals().items()
-            if name.startswith("ENV_") and isinstance(value, str)
-        )
-    )
+def local_mode(environ: Mapping[str, str] | None = None) -> bool:
+    """``OTEL_RUNCTX_LOCAL=true``: the distro defaults every exporter to ``runctx_jsonl``.
 
-
-def unknown_runctx_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
-    """Set ``OTEL_RUNCTX_*`` names we do not read, each with the closest known name (or None).
-
-    A misspelled name (``OTEL_RUNCTX_JSONL_PAHT``) is otherwise ignored without a word.
+    Read on its own because the distro needs it before anything else is configured.
     """
-    known = known_variables()
-    found: list[tuple[str, str | None]] = []
-    for name in sorted(environ):
-        if name.startswith("OTEL_RUNCTX_") and name not in known:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            found.append((name, close[0] if close else None))
-    return found
+    return _flag(os.environ if environ is None else environ, ENV_LOCAL, False)
 
 
 _cached: Settings | None = None
@@ -297,3 +284,23 @@ def parse_resource_attributes(raw: str) -> dict[str, str]:
         if sep and key.strip():
             result[key.strip()] = unquote(value.strip())
     return result
+
+
+def known_runctx_variables() -> list[str]:
+    """Every ``OTEL_RUNCTX_*`` name this version reads (the ``ENV_*`` constants)."""
+    return sorted(
+        value
+        for name, value in globals().items()
+        if name.startswith("ENV_") and isinstance(value, str) and value.startswith("OTEL_RUNCTX_")
+    )
+
+
+def unknown_runctx_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``OTEL_RUNCTX_*`` names in ``environ`` that nothing reads: (name, closest known name or
+    None). A typo otherwise fails silently: the setting keeps its default."""
+    known = known_runctx_variables()
+    return [
+        (name, next(iter(difflib.get_close_matches(name, known, n=1)), None))
+        for name in sorted(environ)
+        if name.startswith("OTEL_RUNCTX_") and name not in known
+    ]

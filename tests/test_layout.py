@@ -42,7 +42,9 @@ LAYERS: list[set[str]] = [
     {"processors", "propagation", "usage"},
     {"outcomes"},
     # instrumentation runs pool jobs as child runs (issue 12), so it sits with the run scopes.
-    {"runs", "decorators", "isolation", "instrumentation"},
+    {"runs", "decorators", "extractors", "isolation", "instrumentation"},
+    # Integrations with third-party libraries (tenacity, celery) build on the run scopes.
+    {"integrations"},
     {"exporters"},
     {"distro"},
     # The package's __init__ is the public facade: it re-exports names from every layer.
@@ -125,11 +127,12 @@ def test_the_top_level_holds_only_the_run_model_and_run_scopes() -> None:
     packages = {p.name for p in PACKAGE_ROOT.iterdir() if (p / "__init__.py").exists()}
     assert modules == {
         "__init__", "__main__", "config", "context", "decorators", "environment_variables",
+        "extractors",
         "ids", "isolation", "keys", "metrics", "runs", "settings", "stats", "validation",
     }  # fmt: skip
     assert packages == {
-        "cli", "distro", "exporters", "instrumentation", "outcomes", "processors",
-        "propagation", "usage",
+        "cli", "distro", "exporters", "instrumentation", "integrations", "outcomes",
+        "processors", "propagation", "usage",
     }  # fmt: skip
 
 

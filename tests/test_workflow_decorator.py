@@ -77,12 +77,12 @@ async def test_coroutine_function_stays_a_coroutine_function() -> None:
 class Service:
     tenant = "acme"
 
-    @workflow("method", event_id=lambda e: e, customer_id="c", tenant_id="acme")
+    @workflow("method", event_id=lambda self, e: e, customer_id="c", tenant_id="acme")
     def method(self, event: str) -> RunContext:
         assert isinstance(self, Service)
         return require_run_context()
 
-    @workflow("classmethod", event_id=lambda e: e, customer_id="c")
+    @workflow("classmethod", event_id=lambda cls, e: e, customer_id="c")
     @classmethod
     def klass(cls, event: str) -> tuple[type, RunContext]:
         return cls, require_run_context()

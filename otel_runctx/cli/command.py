@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -26,12 +27,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (non-zero when doctor finds a problem)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "doctor":
-        return _doctor(args, sys.stdout)
-    if args.command == "report":
-        return _report(args, sys.stdout)
-    parser.print_help()
-    return 2
+    try:
+        if args.command == "doctor":
+            return _doctor(args, sys.stdout)
+        if args.command == "report":
+            return _report(args, sys.stdout)
+        parser.print_help()
+        return 2
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """``otel-runctx doctor | head``: the reader closed the pipe; stop quietly, like cat does.
+
+    Python would otherwise print a traceback for the failed write and another one when it
+    flushes stdout at exit; pointing stdout at /dev/null makes that final flush a no-op.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE: what a shell reports for a command stopped by the pipe
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,12 +86,17 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
         with contextlib.suppress(ConfigError):  # diagnose() reports the bad setting
             configure()
     diagnosis = diagnose()
-    if args.json:
-        json.dump(diagnosis.as_dict(), out, indent=2, default=str)
-        out.write("\n")
-    else:
-        _print_diagnosis(diagnosis, out)
-    return 1 if diagnosis.problems else 0
+    status = 1 if diagnosis.problems else 0
+    try:
+        if args.json:
+            json.dump(diagnosis.as_dict(), out, indent=2, default=str)
+            out.write("\n")
+        else:
+            _print_diagnosis(diagnosis, out)
+        out.flush()
+    except BrokenPipeError:
+        _reader_went_away()  # the findings still decide the exit status
+    return status
 
 
 def _print_diagnosis(diagnosis: Diagnosis, out: TextIO) -> None:

@@ -9,6 +9,7 @@ checks what ``configure()`` would do with the current ``OTEL_*`` env. Each findi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_runctx import stats
+from otel_runctx.cli import probes
 from otel_runctx.distro.attach import (
     is_placeholder,
     log_processors_of,
@@ -95,6 +97,7 @@ def diagnose() -> Diagnosis:
     _check_propagators(diagnosis)
     _check_thread_carrier(diagnosis)
     _check_spool(diagnosis)
+    _probe(diagnosis)
     errors = {k: v for k, v in diagnosis.counters.items() if k.startswith("errors.")}
     if errors:
         diagnosis.add(
@@ -104,6 +107,22 @@ def diagnose() -> Diagnosis:
             "see the otel_runctx logger's warnings for the first occurrence of each",
         )
     return diagnosis
+
+
+def _probe(diagnosis: Diagnosis) -> None:
+    """The checks beyond the providers (see :mod:`otel_runctx.cli.probes`); never raise."""
+    environ = dict(os.environ)
+    for check in (
+        probes.check_unknown_variables,
+        probes.check_endpoints,
+        probes.check_instrumentations,
+        probes.check_log_export,
+        probes.check_spool_backlog,
+    ):
+        try:
+            check(diagnosis, environ)
+        except Exception as error:
+            diagnosis.add("warn", check.__name__.removeprefix("check_"), f"check failed: {error}")
 
 
 def _check_settings(diagnosis: Diagnosis) -> None:

@@ -37,6 +37,7 @@ from otel_runctx.distro.attach import (
     build_span_processors,
     install_propagator,
 )
+from otel_runctx.distro.defaults import local_defaults, logging_defaults
 from otel_runctx.distro.shutdown import install_shutdown_flush
 from otel_runctx.instrumentation.processes import adopt_process_carrier
 from otel_runctx.settings import ConfigError, reload_settings, unknown_runctx_variables
@@ -110,9 +111,16 @@ def validate_or_exit() -> None:
             os._exit(CONFIG_ERROR_EXIT_STATUS)
 
 
-def apply_env_defaults() -> None:
-    """Set :data:`DISTRO_DEFAULTS` for every variable the user left unset."""
-    for name, value in DISTRO_DEFAULTS.items():
+def apply_env_defaults(*, logging_handler: bool = False) -> None:
+    """Set :data:`DISTRO_DEFAULTS` for every variable the user left unset.
+
+    Local mode's exporters come first (see :mod:`otel_runctx.distro.defaults`); with
+    ``logging_handler`` (the distro, not ``configure()``) stdlib logging is exported by default.
+    """
+    chosen = dict(local_defaults(os.environ))
+    if logging_handler:
+        chosen.update(logging_defaults(os.environ))
+    for name, value in {**DISTRO_DEFAULTS, **chosen}.items():
         os.environ.setdefault(name, value)
 
 
@@ -160,7 +168,7 @@ class RunContextDistro(BaseDistro):  # type: ignore[misc]
 
     def _configure(self, **kwargs: Any) -> None:
         validate_or_exit()
-        apply_env_defaults()
+        apply_env_defaults(logging_handler=True)
         try:
             ensure_propagator()
         except Exception as error:
