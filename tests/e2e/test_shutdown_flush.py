@@ -14,7 +14,10 @@ import os
 import signal
 import sys
 import urllib.request
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,10 +36,11 @@ SPANS_PER_RUN = 3 + 1  # the steps and the run's root span
 BIN = Path(sys.executable).parent
 
 
-def _env(collector: Collector, **extra: str) -> dict[str, str]:
+def _env(collector: Collector, service: str, **extra: str) -> dict[str, str]:
     return {
         **collector.otlp_env("grpc"),
-        "OTEL_SERVICE_NAME": "shutdown-e2e",
+        # Unique per test: a straggler of an earlier test's server must not count here.
+        "OTEL_SERVICE_NAME": service,
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_LOGS_EXPORTER": "otlp",
         "OTEL_METRICS_EXPORTER": "none",
@@ -56,14 +60,26 @@ def _serve(port: int, count: int) -> set[str]:
     return pids
 
 
-def _assert_nothing_lost(sink: Sink, count: int) -> None:
-    sink.wait_for_spans(lambda s: s["name"] == "run serve", count=count, timeout=30)
-    sink.wait_for_spans(lambda s: s["name"].startswith("step-"), count=count * 3, timeout=30)
-    sink.wait_for_logs(event_name="shutdown.note", count=count, timeout=30)
-    sink.wait_for_logs(event_name="runctx.outcome", count=count, timeout=30)
-    events = {s["attributes"]["runctx.event_id"] for s in sink.spans("run serve")}
+def _ours(service: str) -> Callable[[Any], bool]:
+    return lambda item: item["resource"].get("service.name") == service
+
+
+def _roots(sink: Sink, service: str) -> list[Any]:
+    return [s for s in sink.spans("run serve") if _ours(service)(s)]
+
+
+def _assert_nothing_lost(sink: Sink, service: str, count: int) -> None:
+    ours = _ours(service)
+    sink.wait_for_spans(lambda s: ours(s) and s["name"] == "run serve", count=count, timeout=30)
+    steps = sink.wait_for_spans(
+        lambda s: ours(s) and s["name"].startswith("step-"), count=count * 3, timeout=30
+    )
+    assert len(steps) == count * 3
+    sink.wait_for_logs(ours, event_name="shutdown.note", count=count, timeout=30)
+    sink.wait_for_logs(ours, event_name="runctx.outcome", count=count, timeout=30)
+    events = {s["attributes"]["runctx.event_id"] for s in _roots(sink, service)}
     assert events == {f"evt-{i}" for i in range(count)}, sink.summary()
-    outcomes = {r["attributes"]["runctx.event_id"] for r in sink.logs("runctx.outcome")}
+    outcomes = {r["attributes"]["runctx.event_id"] for r in sink.logs("runctx.outcome") if ours(r)}
     assert outcomes == events
 
 
@@ -93,14 +109,15 @@ def test_sigterm_exports_every_buffered_span_log_and_outcome(
         "--bind", f"127.0.0.1:{port}"
     ]  # fmt: skip
     command = [str(opentelemetry_instrument()), str(BIN / argv[0]), *argv[1:], *bind]
-    app = apps.start(command, env=_env(collector), cwd=tmp_path, name=server)
+    service = f"shutdown-{uuid.uuid4().hex[:8]}"
+    app = apps.start(command, env=_env(collector, service), cwd=tmp_path, name=server)
     app.wait_for_port(port, timeout=60)
     _serve(port, REQUESTS)
-    assert not sink.spans("run serve"), "exported before SIGTERM: the test proves nothing"
+    assert not _roots(sink, service), "exported before SIGTERM: the test proves nothing"
     status = _stop(app)
     if expected_status is not None:
         assert status == expected_status, app.describe()
-    _assert_nothing_lost(sink, REQUESTS)
+    _assert_nothing_lost(sink, service, REQUESTS)
 
 
 def test_celery_prefork_worker_exports_on_sigterm(
@@ -110,7 +127,8 @@ def test_celery_prefork_worker_exports_on_sigterm(
     redis_server: RedisServer,
     tmp_path: Path,
 ) -> None:
-    env = _env(collector, E2E_REDIS_URL=redis_server.url)
+    service = f"shutdown-{uuid.uuid4().hex[:8]}"
+    env = _env(collector, service, E2E_REDIS_URL=redis_server.url)
     worker = apps.start(
         [
             str(opentelemetry_instrument()),
@@ -139,6 +157,6 @@ def test_celery_prefork_worker_exports_on_sigterm(
     )
     done = json.loads(sent.output().strip().splitlines()[-1])
     assert done["served"] == REQUESTS
-    assert not sink.spans("run serve"), "exported before SIGTERM: the test proves nothing"
+    assert not _roots(sink, service), "exported before SIGTERM: the test proves nothing"
     assert _stop(worker, timeout=60) == 0, worker.describe()
-    _assert_nothing_lost(sink, REQUESTS)
+    _assert_nothing_lost(sink, service, REQUESTS)
