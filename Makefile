@@ -28,9 +28,9 @@ demo:
 fuzz: $(STAMP)
 	RUNCTX_FUZZ_EXAMPLES=$${RUNCTX_FUZZ_EXAMPLES:-20000} $(PY) -m pytest -q tests/test_fuzz_*.py
 
-# Slow, bounded stress tests (minutes each); .ci/run runs them after make test.
+# Slow, bounded stress tests (minutes each; tests marked `stress`); .ci/run runs them after make test.
 stress: $(STAMP)
-	$(PY) -m pytest -q -s tests/stress/stress_bounded_memory.py
+	RUNCTX_STRESS=1 $(PY) -m pytest -q -m stress
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

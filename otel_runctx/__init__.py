@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
 
+from otel_runctx.budget import Budget, BudgetExceeded
 from otel_runctx.context import (
     NoRunContextError,
     RunContext,
@@ -16,6 +17,7 @@ from otel_runctx.decorators import workflow
 from otel_runctx.distro.configure import configure
 from otel_runctx.ids import generate_run_id
 from otel_runctx.outcomes.emit import emit_outcome
+from otel_runctx.run_local import RunLocal
 from otel_runctx.runs import run
 
 try:
@@ -24,8 +26,11 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 __all__ = [
+    "Budget",
+    "BudgetExceeded",
     "NoRunContextError",
     "RunContext",
+    "RunLocal",
     "RunStatus",
     "configure",
     "emit_outcome",

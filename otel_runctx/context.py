@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import keys
+from otel_runctx.budget import Budget, RunBudget
 from otel_runctx.ids import generate_run_id
 from otel_runctx.settings import get_settings
 from otel_runctx.validation import (
@@ -63,14 +64,23 @@ class NoRunContextError(RuntimeError):
 
 
 class _Cancellation:
-    """Cancellation state shared by every copy of one run; a child also sees its parent's."""
+    """Cancellation state shared by every copy of one run; a child also sees its parent's.
 
-    __slots__ = ("_lock", "_parent", "_reason")
+    Being the one object every copy of a run shares (and a child's points to its parent's), it
+    also holds the run's other live state: its budget (``otel_runctx.budget``) and its
+    ``RunLocal`` values (``otel_runctx.run_local``). Both are None unless used.
+    """
+
+    __slots__ = ("_lock", "_parent", "_reason", "budget", "run_locals")
 
     def __init__(self, parent: _Cancellation | None = None) -> None:
         self._lock = threading.Lock()
         self._parent = parent
         self._reason: str | None = None
+        self.budget: RunBudget | None = None
+        #: RunLocal -> value (a dict) while the run lives; an empty read-only mapping once its
+        #: scope closed; None while no RunLocal was set in it.
+        self.run_locals: Mapping[object, object] | None = None
 
     def request(self, reason: str) -> None:
         with self._lock:
@@ -305,6 +315,12 @@ class RunContext:
     def cancellation_reason(self) -> str | None:
         """Why the run was cancelled, or None."""
         return self._cancellation.reason
+
+    def remaining_budget(self) -> Budget | None:
+        """What the run may still spend (the smallest of its own and its ancestors' budgets),
+        or None if it has no budget. See ``run(..., budget=...)``."""
+        budget = self._cancellation.budget
+        return budget.remaining() if budget is not None else None
 
 
 def _deadline_from_now(deadline_seconds: float | None) -> float | None:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar, cast
 
 import wrapt
 
+from otel_runctx.budget import Budget
 from otel_runctx.extractors import FieldSource, extractor_for
 from otel_runctx.runs import RunAsyncGenerator, RunGenerator, RunScope
 
@@ -23,6 +24,7 @@ def workflow(
     customer_id: FieldSource = None,
     tenant_id: FieldSource = None,
     deadline_seconds: float | None = None,
+    budget: Budget | None = None,
 ) -> Callable[[F], F]:
     """Decorate a function so every call is one run of workflow ``name``.
 
@@ -36,6 +38,7 @@ def workflow(
     A generator's run is active only while the generator body runs, never in the consumer
     between items; it ends when the generator finishes, or ``canceled`` when its consumer
     closes it early. Inside :func:`otel_runctx.runs.as_retry_of` a call is the next attempt.
+    ``budget`` applies to every call's run (see :func:`otel_runctx.run`).
     """
 
     def decorate(function: F) -> F:
@@ -61,6 +64,7 @@ def workflow(
                 customer_id=_resolve(extractors["customer_id"], args, kwargs),
                 tenant_id=_resolve(extractors["tenant_id"], args, kwargs),
                 deadline_seconds=deadline_seconds,
+                budget=budget,
             )
 
         if inspect.isasyncgenfunction(target):

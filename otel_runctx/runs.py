@@ -18,8 +18,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from otel_runctx.budget import Budget
 from otel_runctx.context import RunContext, RunStatus, get_run_context, with_run_context
 from otel_runctx.outcomes import emit as outcomes
+from otel_runctx.run_local import release_run_locals
+from otel_runctx.usage import spend
 
 __all__ = ["RetryChain", "RunScope", "as_retry_of", "run"]
 
@@ -46,6 +49,7 @@ class RunScope:
     """
 
     __slots__ = (
+        "_budget",
         "_customer_id",
         "_deadline_seconds",
         "_entries",
@@ -74,7 +78,11 @@ class RunScope:
         kind: SpanKind = SpanKind.INTERNAL,
         run_context: RunContext | None = None,
         retry_of: RunContext | None = None,
+        budget: Budget | None = None,
     ) -> None:
+        if budget is not None and not isinstance(budget, Budget):
+            raise TypeError(f"budget must be an otel_runctx.Budget, got {type(budget).__name__}")
+        self._budget = budget
         self._workflow = workflow
         self._preset = run_context
         self._retry_of = retry_of
@@ -152,6 +160,7 @@ class RunScope:
         )
         self.run, self.span = run, span
         self.context = trace.set_span_in_context(span, run_context)
+        spend.start_run(run, parent, self._budget)
         outcomes.run_started(run, span, self.context)
         return self.context
 
@@ -169,6 +178,8 @@ class RunScope:
         self.span = None
         if self.run is not None:
             outcomes.run_ended(self.run, error, status)
+            spend.end_run(self.run)
+            release_run_locals(self.run)
         if error is not None:
             span.record_exception(error, escaped=True)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
@@ -187,6 +198,7 @@ class RunScope:
             kind=self._kind,
             run_context=self._preset,
             retry_of=self._retry_of,
+            budget=self._budget,
         )
 
     def __enter__(self) -> RunContext:
@@ -248,6 +260,7 @@ def run(
     deadline_seconds: float | None = None,
     kind: SpanKind = SpanKind.INTERNAL,
     retry_of: RunContext | None = None,
+    budget: Budget | None = None,
 ) -> RunScope:
     """Start a run of ``workflow``: ``with run(...) as ctx:`` or ``async with run(...) as ctx:``.
 
@@ -257,6 +270,8 @@ def run(
     ``retry_of=previous`` starts the next attempt of ``previous`` instead: ``attempt`` one
     higher, ``retry_of_run_id=previous.run_id``, the same event, customer, tenant, parent and
     root (ids given here are ignored), its own root span and its own outcome.
+    ``budget`` limits what the run (with its child runs) may spend; a child run without one gets
+    a share of its parent's remaining budget (see :class:`otel_runctx.Budget`).
     """
     return RunScope(
         workflow,
@@ -266,6 +281,7 @@ def run(
         deadline_seconds=deadline_seconds,
         kind=kind,
         retry_of=retry_of,
+        budget=budget,
     )
 
 

@@ -9,6 +9,7 @@ misbehaving on the hot path.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import tempfile
 import threading
@@ -38,6 +39,7 @@ ENV_SIGNATURE_MAX_AGE = "OTEL_RUNCTX_SIGNATURE_MAX_AGE"
 ENV_SHUTDOWN_TIMEOUT = "OTEL_RUNCTX_SHUTDOWN_TIMEOUT"
 ENV_METRICS_SERIES_CAP = "OTEL_RUNCTX_METRICS_SERIES_CAP"
 ENV_LOCAL = "OTEL_RUNCTX_LOCAL"
+ENV_DEFAULT_BUDGET_COST = "OTEL_RUNCTX_DEFAULT_BUDGET_COST"
 
 DEFAULT_ENVIRONMENT = "production"
 DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
@@ -92,6 +94,8 @@ class Settings:
     metrics_series_cap: int = 1000
     #: The no-collector recipe: unset ``OTEL_{TRACES,METRICS,LOGS}_EXPORTER`` default to the file.
     local: bool = False
+    #: The cost budget of every top-level run started without ``budget=`` (None: no default).
+    default_budget_cost: float | None = None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -120,6 +124,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         shutdown_timeout=float(_positive_int(env, ENV_SHUTDOWN_TIMEOUT, 10)),
         metrics_series_cap=_positive_int(env, ENV_METRICS_SERIES_CAP, 1000),
         local=local_mode(env),
+        default_budget_cost=_positive_number(env, ENV_DEFAULT_BUDGET_COST),
     )
 
 
@@ -217,6 +222,19 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
             f"(default: {default})"
         )
     return int(raw)
+
+
+def _positive_number(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name}={env[name]!r} is not valid; expected a positive number")
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -18,6 +18,9 @@ DOCUMENTED_PATHS = [
     "otel_runctx:workflow",
     "otel_runctx:emit_outcome",
     "otel_runctx:RunContext",
+    "otel_runctx:Budget",
+    "otel_runctx:BudgetExceeded",
+    "otel_runctx:RunLocal",
     "otel_runctx.processors:RunContextSpanProcessor",
     "otel_runctx.processors:RunContextLogProcessor",
     "otel_runctx.processors:UsageRollupProcessor",
@@ -38,7 +41,9 @@ DOCUMENTED_PATHS = [
 #: Layers, lowest first. A module may import its own layer and any layer before it.
 LAYERS: list[set[str]] = [
     {"keys", "ids", "validation", "settings", "config", "environment_variables", "stats"},
-    {"context", "metrics"},
+    # budget: the Budget value and its arithmetic (RunContext.remaining_budget returns one);
+    # run_local: per-run values kept in the run's shared state, next to its cancellation.
+    {"budget", "context", "metrics", "run_local"},
     {"processors", "propagation", "usage"},
     {"outcomes"},
     # instrumentation runs pool jobs as child runs (issue 12), so it sits with the run scopes.
@@ -126,9 +131,9 @@ def test_the_top_level_holds_only_the_run_model_and_run_scopes() -> None:
     modules = {p.stem for p in PACKAGE_ROOT.glob("*.py")}
     packages = {p.name for p in PACKAGE_ROOT.iterdir() if (p / "__init__.py").exists()}
     assert modules == {
-        "__init__", "__main__", "config", "context", "decorators", "environment_variables",
-        "extractors",
-        "ids", "isolation", "keys", "metrics", "runs", "settings", "stats", "validation",
+        "__init__", "__main__", "budget", "config", "context", "decorators",
+        "environment_variables", "extractors", "ids", "isolation", "keys", "metrics",
+        "run_local", "runs", "settings", "stats", "validation",
     }  # fmt: skip
     assert packages == {
         "cli", "distro", "exporters", "instrumentation", "integrations", "outcomes",

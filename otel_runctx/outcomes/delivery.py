@@ -27,6 +27,7 @@ from otel_runctx.settings import get_settings
 from otel_runctx.stats import report_error
 from otel_runctx.usage.prices import get_price_table
 from otel_runctx.usage.rollup import RunUsage
+from otel_runctx.usage.spend import budget_of
 
 __all__ = ["deliver_outcome"]
 
@@ -98,6 +99,12 @@ def deliver_outcome(
             extra.update(usage.to_attributes(prices))
         except Exception as error:
             report_error("outcome.usage", error)
+    budget = budget_of(run)
+    if budget is not None:  # runctx.budget.*: limits, spend, and the limit reached (if any)
+        try:
+            extra.update(budget.to_attributes())
+        except Exception as error:
+            report_error("outcome.budget", error)
     if root_span is not None:
         try:
             if root_span.is_recording():

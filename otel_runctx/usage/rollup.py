@@ -23,6 +23,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import keys
 from otel_runctx.stats import count, report_error
+from otel_runctx.usage import spend
 from otel_runctx.usage.prices import PriceTable
 
 __all__ = ["RunUsage", "UsageRollupProcessor", "finish_run", "snapshot_run", "start_run"]
@@ -170,7 +171,9 @@ class UsageRollupProcessor(SpanProcessor):
         _enabled = True
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Nothing to do at start: usage is known when a span ends."""
+        """Usage is known when a span ends; at start only a used-up ``enforce="raise"`` budget
+        acts: it raises BudgetExceeded (on purpose, the one exception we raise)."""
+        spend.check_span_start(parent_context)  # budget hook (otel_runctx.usage.spend)
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
@@ -203,6 +206,10 @@ class UsageRollupProcessor(SpanProcessor):
                         tokens_in,
                         tokens_out,
                     )
+            if is_llm:  # budget hook (otel_runctx.usage.spend)
+                spend.on_llm_usage(
+                    run_id, model if isinstance(model, str) else None, tokens_in, tokens_out
+                )
         except Exception as error:
             report_error("usage_processor.on_end", error)
 

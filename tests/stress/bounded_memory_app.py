@@ -1,6 +1,6 @@
 """250,000 inbound requests with distinct hostile run values; prints RSS growth and series.
 
-Run by tests/stress/stress_bounded_memory.py in a fresh interpreter. Each request is what an
+Run by tests/stress/test_bounded_memory.py in a fresh interpreter. Each request is what an
 instrumented server does: extract the inbound headers with our propagator (trust mode, so the
 inbound run is accepted), attach, start a run under it (which records an outcome and its
 metrics), a span, detach. Every request carries a different environment, customer, tenant and
