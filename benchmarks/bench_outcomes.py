@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from opentelemetry._logs import LogRecord, get_logger_provider, set_logger_provider
+from opentelemetry._logs import LogRecord, get_logger, get_logger_provider, set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -84,6 +84,45 @@ def _emit_latencies(count: int, pace_seconds: float) -> list[float]:
     finally:
         gc.enable()
     return samples
+
+
+def _outcome_attributes() -> dict[str, object]:
+    """What an outcome record from ``emit_outcome`` above carries (run, outcome, usage)."""
+    with run("bench", event_id="e-attributes", customer_id="c") as ctx:
+        attributes: dict[str, object] = dict(ctx.to_span_attributes())
+    outcome = make_outcome("success", value_type="tickets", value_amount=1, confidence=0.9)
+    attributes.update(outcome.to_attributes())
+    attributes["runctx.outcome.id"] = "0b8f0c9e-4c7d-5a57-9d1e-3f1f3b0a7c11"
+    attributes["runctx.outcome.duration_ms"] = 0.25
+    for name in ("span_count", "error_count", "llm_calls", "input_tokens", "output_tokens"):
+        attributes[f"runctx.usage.{name}"] = 0
+    return attributes
+
+
+def _bare_and_ours(count: int, pace_seconds: float) -> tuple[list[float], list[float]]:
+    """Latencies of a bare SDK ``Logger.emit`` of an outcome's attributes and of ours
+    (``emit_outcome`` with the spool on), alternating call by call so both see the same load."""
+    logger = get_logger("bench.bare")
+    attributes = _outcome_attributes()
+    bare: list[float] = []
+    ours: list[float] = []
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(count):
+            record = LogRecord(body="run bench ended: success", attributes=dict(attributes))
+            start = time.perf_counter_ns()
+            logger.emit(record)
+            bare.append(time.perf_counter_ns() - start)
+            with run("bench", event_id=f"e{i}", customer_id="c"):
+                start = time.perf_counter_ns()
+                emit_outcome("success", value_type="tickets", value_amount=1, confidence=0.9)
+                ours.append(time.perf_counter_ns() - start)
+            if pace_seconds:
+                time.sleep(pace_seconds)
+    finally:
+        gc.enable()
+    return bare, ours
 
 
 def _noise_floor(count: int, pace_seconds: float) -> list[float]:
@@ -196,6 +235,19 @@ def measure(quick: bool) -> list[Row]:
         )
         activate_spool(spool)
         spool.flush(5)
+        bare_paced, ours_paced = _bare_and_ours(count, pace)
+        for pct in (50, 99):
+            base = f"bare SDK Logger.emit, {len(_outcome_attributes())} attributes, paced: p{pct}"
+            rows.append(Row(base, percentile(bare_paced, pct)))
+            rows.append(
+                Row(
+                    f"emit_outcome, spool on, alternating with it: p{pct}",
+                    percentile(ours_paced, pct),
+                    base,
+                    "target <= 1.5x; durable before return",
+                )
+            )
+        flush_outcome_events(30)
         on_paced = _emit_latencies(count, pace)
         on_burst = _emit_latencies(count, 0.0)
         for label, off, on, note in (

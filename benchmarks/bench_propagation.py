@@ -2,7 +2,9 @@
 
 The stock W3CBaggagePropagator carries the same entries as plain baggage: the run's lean
 entries plus three app entries. It does not validate, sign or rebuild a run, so the ratio is
-the price of those. "new run each hop" alternates two runs, so the encoded-run cache never hits.
+the price of those. "new run each hop" cycles through more runs than the sender's encoded-run
+cache and the receiver's accepted-run cache hold, so neither ever hits; "same run" is a run
+making repeated calls.
 Variants are timed in turns and each keeps its best turn, so load from other processes on the
 machine distorts the ratios less than the absolute numbers.
 """
@@ -19,7 +21,7 @@ from opentelemetry.context import Context
 
 from benchmarks._harness import Row, ns_per_op
 from otel_runctx.context import RunContext, get_run_context, with_run_context
-from otel_runctx.propagation import RunContextPropagator
+from otel_runctx.propagation import RunContextPropagator, inbound_cache
 from otel_runctx.propagation.signing import sign, verify
 from otel_runctx.settings import SigningKey, load_settings
 
@@ -59,9 +61,11 @@ def _hop(propagator: object, contexts: cycle[Context], check_run: bool) -> None:
 
 def measure(quick: bool) -> list[Row]:
     ops = 2_000 if quick else 50_000
+    # More runs than the receiver keeps accepted (propagation/inbound_cache.py), so "new run"
+    # really pays validation and verification on every hop.
     runs = [
         RunContext.create("checkout", event_id=f"evt-{i}", customer_id="acme", tenant_id="t1")
-        for i in range(2)
+        for i in range(4 * inbound_cache.CACHE_SIZE)
     ]
     plain = RunContextPropagator(load_settings({}))
     signed = RunContextPropagator(
@@ -71,8 +75,8 @@ def measure(quick: bool) -> list[Row]:
         ("stock baggage (same entries)", W3CBaggagePropagator(), _stock_context, False, None),
         ("runctx, same run each hop", plain, _context, True, "stock baggage (same entries)"),
         ("runctx, new run each hop", plain, _context, True, "stock baggage (same entries)"),
-        ("runctx signed+verify, same run", signed, _context, True, "runctx, same run each hop"),
-        ("runctx signed+verify, new run", signed, _context, True, "runctx, new run each hop"),
+        ("runctx signed+verify, same run", signed, _context, True, "stock baggage (same entries)"),
+        ("runctx signed+verify, new run", signed, _context, True, "stock baggage (same entries)"),
     ]
     operations = []
     for name, propagator, build, check_run, _ in variants:
@@ -107,6 +111,7 @@ def measure(quick: bool) -> list[Row]:
         rows[4].name,
         rows[4].ns_per_op,
         rows[4].ratio_to,
-        f"difference: {signing_cost / 1000:+.1f} µs per hop",
+        f"signing: {signing_cost / 1000:+.1f} µs per hop; target <= 1.3x",
     )
+    rows[3] = Row(rows[3].name, rows[3].ns_per_op, rows[3].ratio_to, "target <= 1.1x")
     return rows

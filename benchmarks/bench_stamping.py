@@ -39,6 +39,7 @@ from otel_runctx import RunContext
 from otel_runctx.context import with_run_context
 from otel_runctx.processors import RunContextLogProcessor, RunContextSpanProcessor, _fast_stamp
 from otel_runctx.processors._lookup import run_for
+from otel_runctx.settings import reload_settings
 
 TITLE = "Stamping: ns per span (start + end, no exporter), 8 run attributes"
 
@@ -142,6 +143,16 @@ def _log_variants(context: Context, ops: int, rounds: int) -> dict[str, float]:
 
 
 def measure(quick: bool) -> list[Row]:
+    # The same 8 attributes for ours and the floor: OTEL_RUNCTX_SPAN_ATTRIBUTES=full. The lean
+    # default stamps fewer, so this is the mechanism's worst case (bench_export has lean).
+    reload_settings({"OTEL_RUNCTX_SPAN_ATTRIBUTES": "full"})
+    try:
+        return _measure(quick)
+    finally:
+        reload_settings()
+
+
+def _measure(quick: bool) -> list[Row]:
     ops, rounds = (1_000, 3) if quick else (5_000, 40)
     run = RunContext.create("bench", event_id="evt-000123", customer_id="cust-42", tenant_id="t-7")
     attributes = run.to_span_attributes()
@@ -201,7 +212,7 @@ def measure(quick: bool) -> list[Row]:
         Row("ours (public API)", flat["ours, public-API path"], "bare SDK", "set_attributes"),
         Row("baggage processor", flat["baggage processor"], "bare SDK", "8 baggage entries"),
         Row("+ floor", overhead["floor"], note="overhead = variant - bare"),
-        Row("+ ours", overhead["ours"], "+ floor", "target <= 1.0x floor"),
+        Row("+ ours", overhead["ours"], "+ floor", "target <= 0.35x floor (no regression)"),
         Row("+ ours (public API)", overhead["ours, public-API path"], "+ floor"),
         Row("+ baggage processor", overhead["baggage processor"], "+ ours", "target >= 2.5x ours"),
     ]

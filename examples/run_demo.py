@@ -1,9 +1,10 @@
 """``make demo``: run the support-ticket pipeline under the real ``opentelemetry-instrument``.
 
 With no collector around, spans and log records go to a local JSON Lines file through the
-``runctx_jsonl`` exporters, and ``otel-runctx report`` prints what each customer, workflow and
-run did. If ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, the same demo exports via OTLP instead (to
-your collector; see collector-config/) and there is no local report.
+``runctx_jsonl`` exporters, and ``otel-runctx report`` prints what each customer, workflow, event
+and run did, and writes the same as one page, ``demo-output/report.html``. If
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, the same demo exports via OTLP instead (to your
+collector; see collector-config/) and there is no local report.
 """
 
 from __future__ import annotations
@@ -64,9 +65,13 @@ def main() -> int:
         # (and `otel-runctx doctor`) tell whether it exported further.
         print(f"demo: sent via OTLP to {where} (it accepted connections); no local report.")
         return 0
-    print(f"demo: report (otel-runctx report {telemetry})\n")
-    report = [sys.executable, "-m", "otel_runctx", "report", str(telemetry)]
-    return subprocess.run(report, check=False).returncode
+    page = out / "report.html"
+    print(f"demo: report (otel-runctx report {telemetry} --html {page})\n")
+    report = [sys.executable, "-m", "otel_runctx", "report", str(telemetry), "--html", str(page)]
+    status = subprocess.run(report, check=False).returncode
+    if status == 0:
+        print(f"\ndemo: the report as a page: {page} (open it in a browser; it fetches nothing)")
+    return status
 
 
 def _unreachable_endpoints(env: dict[str, str]) -> list[str]:

@@ -8,6 +8,7 @@ services carries the run too, and there is no second copy that could drift.
 from __future__ import annotations
 
 import enum
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -43,6 +44,12 @@ __all__ = [
 ]
 
 _RUN_CONTEXT_KEY = otel_context.create_key("runctx.run_context")
+
+#: A lower-case canonical UUID: what ``generate_run_id`` makes and ``check_run_id`` accepts. One
+#: C-level match instead of parsing the id into a ``uuid.UUID`` and back.
+_is_canonical_uuid = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+).fullmatch
 
 
 def _data_field(name: str, value: object) -> str:
@@ -120,9 +127,14 @@ class RunContext:
     _attributes: Mapping[str, AttributeValue] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    # (the settings' key tuple it was built for, the mapping): see to_stamp_attributes.
+    _stamp: tuple[tuple[str, ...], Mapping[str, AttributeValue]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
-        check_run_id("run_id", self.run_id)
+        if not _is_canonical_uuid(self.run_id):  # ids minted here are; skip parsing them again
+            check_run_id("run_id", self.run_id)
         check_text("workflow", self.workflow)
         check_text("event_id", self.event_id)
         check_text("customer_id", self.customer_id)
@@ -133,7 +145,8 @@ class RunContext:
             check_run_id("parent_run_id", self.parent_run_id)
         if not self.root_run_id:
             object.__setattr__(self, "root_run_id", self.run_id)
-        check_run_id("root_run_id", self.root_run_id)
+        if not _is_canonical_uuid(self.root_run_id):
+            check_run_id("root_run_id", self.root_run_id)
         check_attempt(self.attempt)
         if self.retry_of_run_id is not None:
             check_run_id("retry_of_run_id", self.retry_of_run_id)
@@ -252,6 +265,24 @@ class RunContext:
             attributes = MappingProxyType(self._build_attributes())
             object.__setattr__(self, "_attributes", attributes)
         return attributes
+
+    def to_stamp_attributes(self) -> Mapping[str, AttributeValue]:
+        """What every span and log record of the run carries (``OTEL_RUNCTX_SPAN_ATTRIBUTES``).
+
+        By default the lean set (run, event, customer, tenant, workflow): what per-span queries
+        need. The full set (:meth:`to_span_attributes`) goes on the run's root span and outcome
+        event, so nothing is lost, and each span costs less to encode and ship. Built once per
+        instance and per setting, then shared (read-only).
+        """
+        wanted = get_settings().span_attribute_keys
+        stamp = self._stamp
+        if stamp is not None and stamp[0] is wanted:
+            return stamp[1]
+        full = self.to_span_attributes()
+        subset = {key: full[key] for key in wanted if key in full}
+        mapping = full if len(subset) == len(full) else MappingProxyType(subset)
+        object.__setattr__(self, "_stamp", (wanted, mapping))
+        return mapping
 
     def _build_attributes(self) -> dict[str, AttributeValue]:
         attributes: dict[str, AttributeValue] = {

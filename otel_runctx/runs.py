@@ -16,12 +16,14 @@ from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from otel_runctx.budget import Budget
 from otel_runctx.context import RunContext, RunStatus, get_run_context, with_run_context
 from otel_runctx.outcomes import emit as outcomes
+from otel_runctx.processors import _fast_stamp
 from otel_runctx.run_local import release_run_locals
+from otel_runctx.stats import report_error
 from otel_runctx.usage import spend
 
 __all__ = ["RetryChain", "RunScope", "as_retry_of", "run"]
@@ -34,6 +36,31 @@ T = TypeVar("T")
 
 # The scope entry (a private RunScope copy) whose run is active, so ``__exit__`` finds its own.
 _ENTRY_KEY = otel_context.create_key("runctx.run_scope_entry")
+_tracer_for: tuple[object, Tracer] | None = None
+
+
+def _start_root_span(run: RunContext, context: otel_context.Context, kind: SpanKind) -> Span:
+    """Start the run's root span, carrying the run's full attribute set.
+
+    The tracer is looked up once per global TracerProvider (``get_tracer`` builds an
+    instrumentation scope each time: several microseconds per run). The attributes are written
+    after the start through the stamping fast path: they were validated once, when the run was
+    built, and ``start_span(attributes=...)`` would validate every value again. A sampler
+    therefore reads the run from the context it is given (``get_run_context(parent_context)``),
+    not from the attributes.
+    """
+    global _tracer_for
+    provider = trace.get_tracer_provider()
+    cached = _tracer_for
+    if cached is None or cached[0] is not provider:
+        cached = _tracer_for = (provider, trace.get_tracer(_TRACER_NAME))
+    span = cached[1].start_span(f"run {run.workflow}", context=context, kind=kind)
+    try:
+        _fast_stamp.stamp(span, run.to_span_attributes())
+    except Exception as error:  # never into the user's code; the public API still stamps it
+        report_error("run.root_span", error)
+        span.set_attributes(run.to_span_attributes())
+    return span
 
 
 class RunScope:
@@ -152,12 +179,7 @@ class RunScope:
         run_context = otel_context.set_value(_PENDING_RETRY, None, with_run_context(run))
         # The root span carries the run's attributes itself, so it is stamped even when the
         # provider has no RunContextSpanProcessor.
-        span = trace.get_tracer(_TRACER_NAME).start_span(
-            f"run {run.workflow}",
-            context=run_context,
-            kind=self._kind,
-            attributes=run.to_span_attributes(),
-        )
+        span = _start_root_span(run, run_context, self._kind)
         self.run, self.span = run, span
         self.context = trace.set_span_in_context(span, run_context)
         spend.start_run(run, parent, self._budget)

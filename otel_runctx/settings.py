@@ -38,12 +38,31 @@ ENV_STRICT = "OTEL_RUNCTX_STRICT"
 ENV_SIGNATURE_MAX_AGE = "OTEL_RUNCTX_SIGNATURE_MAX_AGE"
 ENV_SHUTDOWN_TIMEOUT = "OTEL_RUNCTX_SHUTDOWN_TIMEOUT"
 ENV_METRICS_SERIES_CAP = "OTEL_RUNCTX_METRICS_SERIES_CAP"
+ENV_SPAN_ATTRIBUTES = "OTEL_RUNCTX_SPAN_ATTRIBUTES"
 ENV_LOCAL = "OTEL_RUNCTX_LOCAL"
 ENV_DEFAULT_BUDGET_COST = "OTEL_RUNCTX_DEFAULT_BUDGET_COST"
 
 DEFAULT_ENVIRONMENT = "production"
 DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
 _RESOURCE_ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
+
+#: Every run field a span or log record can carry, by its short name (the key is ``runctx.<name>``).
+RUN_FIELDS = (
+    "run_id",
+    "root_run_id",
+    "parent_run_id",
+    "event_id",
+    "customer_id",
+    "tenant_id",
+    "workflow",
+    "environment",
+    "attempt",
+    "retry_of_run_id",
+    "deadline",
+)
+#: What every span and log record carries by default (``OTEL_RUNCTX_SPAN_ATTRIBUTES=lean``): what
+#: per-span queries filter and group by. The rest is on the run's root span and outcome event.
+LEAN_SPAN_FIELDS = ("run_id", "event_id", "customer_id", "tenant_id", "workflow")
 
 
 class ConfigError(ValueError):
@@ -92,6 +111,9 @@ class Settings:
     shutdown_timeout: float = 10.0
     #: Distinct attribute sets per otel-runctx metric instrument before the overflow series.
     metrics_series_cap: int = 1000
+    #: The ``runctx.*`` keys stamped on every span and log record (the root span and the outcome
+    #: event always carry all of them).
+    span_attribute_keys: tuple[str, ...] = tuple(f"runctx.{name}" for name in LEAN_SPAN_FIELDS)
     #: The no-collector recipe: unset ``OTEL_{TRACES,METRICS,LOGS}_EXPORTER`` default to the file.
     local: bool = False
     #: The cost budget of every top-level run started without ``budget=`` (None: no default).
@@ -123,6 +145,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         signature_max_age=_positive_int(env, ENV_SIGNATURE_MAX_AGE, 300),
         shutdown_timeout=float(_positive_int(env, ENV_SHUTDOWN_TIMEOUT, 10)),
         metrics_series_cap=_positive_int(env, ENV_METRICS_SERIES_CAP, 1000),
+        span_attribute_keys=_span_attribute_keys(env),
         local=local_mode(env),
         default_budget_cost=_positive_number(env, ENV_DEFAULT_BUDGET_COST),
     )
@@ -181,6 +204,42 @@ def _usable_environment(source: str, value: str) -> str:
             f"{source}={value[:40]!r}{'...' if len(value) > 40 else ''} cannot be a run's "
             f"environment: {error}; accepted: 1-256 characters without control characters"
         ) from None
+
+
+def _span_attribute_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``lean`` (default), ``full``, or a comma-separated list of run fields (``runctx.`` prefix
+    optional); ``run_id`` is always included, because it is what ties a span to its run."""
+    raw = env.get(ENV_SPAN_ATTRIBUTES, "").strip()
+    if raw.lower() in ("", "lean"):
+        names: tuple[str, ...] = LEAN_SPAN_FIELDS
+    elif raw.lower() == "full":
+        names = RUN_FIELDS
+    else:
+        chosen = {item.strip().removeprefix("runctx.") for item in raw.split(",") if item.strip()}
+        unknown = sorted(chosen - set(RUN_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"{ENV_SPAN_ATTRIBUTES}={raw!r} is not valid: unknown field(s) "
+                f"{', '.join(unknown)}; use lean (default), full, or a comma-separated list of "
+                f"{', '.join(RUN_FIELDS)}"
+            )
+        names = tuple(name for name in RUN_FIELDS if name in chosen or name == "run_id")
+    return tuple(f"runctx.{name}" for name in names)
+
+
+def resource_environment_default(environ: Mapping[str, str] | None = None) -> str | None:
+    """The ``deployment.environment.name`` to add to ``OTEL_RESOURCE_ATTRIBUTES``, if any.
+
+    Only when ``OTEL_RUNCTX_ENVIRONMENT`` is set and the resource names no environment: the
+    environment is a property of the process, so it belongs on the resource (sent once per
+    batch), not on every span.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get(ENV_ENVIRONMENT, "").strip()
+    resource = parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    if not explicit or any(resource.get(key) for key in _RESOURCE_ENVIRONMENT_KEYS):
+        return None
+    return explicit
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:

@@ -26,6 +26,7 @@ DOCUMENTED_PATHS = [
     "otel_runctx.processors:UsageRollupProcessor",
     "otel_runctx.propagation:RunContextPropagator",
     "otel_runctx.propagation:propagation_stats",
+    "otel_runctx.sampling:RunConsistentSampler",
     "otel_runctx.metrics:register_stats_instruments",
     "otel_runctx.instrumentation:ExecutorContextInstrumentor",
     "otel_runctx.isolation:ContextPoolExecutor",
@@ -44,7 +45,8 @@ LAYERS: list[set[str]] = [
     # budget: the Budget value and its arithmetic (RunContext.remaining_budget returns one);
     # run_local: per-run values kept in the run's shared state, next to its cancellation.
     {"budget", "context", "metrics", "run_local"},
-    {"processors", "propagation", "usage"},
+    # sampling (issue 10) reads the run from the parent context like processors do.
+    {"processors", "propagation", "sampling", "usage"},
     {"outcomes"},
     # instrumentation runs pool jobs as child runs (issue 12), so it sits with the run scopes.
     {"runs", "decorators", "extractors", "isolation", "instrumentation"},
@@ -109,6 +111,7 @@ def test_every_entry_point_in_pyproject_loads_through_importlib_metadata() -> No
         "opentelemetry_logs_exporter",
         "opentelemetry_environment_variables",
         "opentelemetry_instrumentor",
+        "opentelemetry_traces_sampler",
         "console_scripts",
     } <= groups
     for point in ours:
@@ -137,7 +140,7 @@ def test_the_top_level_holds_only_the_run_model_and_run_scopes() -> None:
     }  # fmt: skip
     assert packages == {
         "cli", "distro", "exporters", "instrumentation", "integrations", "outcomes",
-        "processors", "propagation", "usage",
+        "processors", "propagation", "sampling", "usage",
     }  # fmt: skip
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 import uuid
+
+import pytest
 
 from otel_runctx import generate_run_id
 from otel_runctx.ids import _UUIDv7Generator
@@ -57,3 +60,27 @@ def test_counter_overflow_advances_the_timestamp_instead_of_going_backwards() ->
     second = uuid.UUID(mint())
     assert second.int > first.int
     assert second.version == 7 and second.variant == uuid.RFC_4122
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_reuse_the_parents_random_bits() -> None:
+    # Random bits are read from the OS in blocks; a child that kept the inherited block would
+    # mint the same ids as its parent in the same millisecond.
+    mint = _UUIDv7Generator()
+    os.register_at_fork(after_in_child=mint._after_fork_in_child)
+    mint()  # fill the pool
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: mint, report, leave without running the parent's cleanup
+        try:
+            os.write(write_end, "\n".join(mint() for _ in range(50)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    parent_ids = {mint() for _ in range(50)}
+    with os.fdopen(read_end) as pipe:
+        child_ids = set(pipe.read().split("\n"))
+    os.waitpid(pid, 0)
+    assert len(child_ids) == 50
+    # The last 32 bits are pure randomness: shared bits would repeat whatever the clock did.
+    assert not {i[-8:] for i in parent_ids} & {i[-8:] for i in child_ids}

@@ -33,7 +33,7 @@ def test_run_opens_a_root_span_carrying_the_run(spans: InMemorySpanExporter) -> 
     run_attributes = {
         k: v
         for k, v in (root.attributes or {}).items()
-        if not k.startswith(("runctx.outcome.", "runctx.usage."))
+        if not k.startswith(("runctx.outcome.", "runctx.usage.", "runctx.sample."))
     }
     assert run_attributes == dict(ctx.to_span_attributes())
     assert (root.attributes or {})["runctx.outcome.status"] == "success"

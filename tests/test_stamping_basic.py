@@ -22,6 +22,6 @@ def test_spans_in_a_run_are_stamped_and_spans_outside_are_not() -> None:
     with tracer.start_as_current_span("outside"):
         pass
     by_name = {s.name: dict(s.attributes or {}) for s in exporter.get_finished_spans()}
-    assert by_name["inner"] == dict(ctx.to_span_attributes())
-    assert by_name["deeper"] == dict(ctx.to_span_attributes())
+    assert by_name["inner"] == dict(ctx.to_stamp_attributes())
+    assert by_name["deeper"] == dict(ctx.to_stamp_attributes())
     assert by_name["outside"] == {}

@@ -45,7 +45,7 @@ def test_the_probe_turns_the_fast_path_off_when_sdk_internals_differ(
     tracer, exporter = stamped_tracer()
     with run("job", event_id="e-1", customer_id="c-1") as ctx:
         tracer.start_span("s").end()
-    assert runctx_attributes(exporter.get_finished_spans()[0]) == dict(ctx.to_span_attributes())
+    assert runctx_attributes(exporter.get_finished_spans()[0]) == dict(ctx.to_stamp_attributes())
 
 
 def test_spans_in_a_run_carry_exactly_the_runs_attributes(stamper: str) -> None:
@@ -61,11 +61,11 @@ def test_spans_in_a_run_carry_exactly_the_runs_attributes(stamper: str) -> None:
     with tracer.start_as_current_span("outside"):
         pass
     spans = by_name(exporter.get_finished_spans())
-    assert runctx_attributes(spans["inner"]) == dict(parent.to_span_attributes())
+    assert runctx_attributes(spans["inner"]) == dict(parent.to_stamp_attributes())
     assert dict(spans["inner"].attributes or {})["user.key"] == "kept"
-    assert runctx_attributes(spans["deeper"]) == dict(parent.to_span_attributes())
-    assert runctx_attributes(spans["in-child"]) == dict(child.to_span_attributes())
-    assert runctx_attributes(spans["after-child"]) == dict(parent.to_span_attributes())
+    assert runctx_attributes(spans["deeper"]) == dict(parent.to_stamp_attributes())
+    assert runctx_attributes(spans["in-child"]) == dict(child.to_stamp_attributes())
+    assert runctx_attributes(spans["after-child"]) == dict(parent.to_stamp_attributes())
     assert dict(spans["outside"].attributes or {}) == {}
 
 
@@ -75,7 +75,7 @@ def test_an_explicit_parent_context_wins_over_the_current_one(stamper: str) -> N
         captured = otel_context.get_current()
     with run("job", event_id="e-1", customer_id="c-1"):
         tracer.start_span("explicit", context=captured).end()
-    assert runctx_attributes(exporter.get_finished_spans()[0]) == dict(other.to_span_attributes())
+    assert runctx_attributes(exporter.get_finished_spans()[0]) == dict(other.to_stamp_attributes())
 
 
 def test_an_explicit_context_without_a_run_falls_back_to_the_current_run(stamper: str) -> None:
@@ -84,7 +84,7 @@ def test_an_explicit_context_without_a_run_falls_back_to_the_current_run(stamper
         tracer.start_span("fresh-root", context=otel_context.Context()).end()
     tracer.start_span("no-run-anywhere", context=otel_context.Context()).end()
     spans = by_name(exporter.get_finished_spans())
-    assert runctx_attributes(spans["fresh-root"]) == dict(ctx.to_span_attributes())
+    assert runctx_attributes(spans["fresh-root"]) == dict(ctx.to_stamp_attributes())
     assert runctx_attributes(spans["no-run-anywhere"]) == {}
 
 
@@ -99,7 +99,8 @@ def _limited_span(limits: SpanLimits) -> tuple[dict[str, object], int]:
 def test_span_limits_apply_exactly_as_with_the_public_api(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fast path must not bypass span limits: it hands such spans to set_attributes."""
     count_limit, length_limit = (
-        SpanLimits(max_span_attributes=4),
+        # 3 evicts the (per-run random) run id on both paths, so the results compare equal.
+        SpanLimits(max_span_attributes=3),
         SpanLimits(max_span_attribute_length=3),
     )
     results = {}
@@ -108,7 +109,7 @@ def test_span_limits_apply_exactly_as_with_the_public_api(monkeypatch: pytest.Mo
         results[name] = (_limited_span(count_limit), _limited_span(length_limit))
     assert results["fast"] == results["public"]
     (count_attrs, count_dropped), (length_attrs, _) = results["fast"]
-    assert len(count_attrs) == 4 and count_dropped > 0
+    assert len(count_attrs) == 3 and count_dropped > 0
     assert all(len(v) <= 3 for v in length_attrs.values() if isinstance(v, str))
     assert length_attrs["runctx.event_id"] == "eve"
 
@@ -125,7 +126,7 @@ def test_root_span_is_stamped_by_run_itself_without_our_processor(
     run_attributes = {
         k: v
         for k, v in runctx_attributes(finished["run job"]).items()
-        if not k.startswith(("runctx.outcome.", "runctx.usage."))
+        if not k.startswith(("runctx.outcome.", "runctx.usage.", "runctx.sample."))
     }
     assert run_attributes == dict(ctx.to_span_attributes())
     assert runctx_attributes(finished["x"]) == {}
@@ -158,7 +159,7 @@ def test_runctx_baggage_from_upstream_is_stamped_when_no_run_is_set(stamper: str
     finally:
         otel_context.detach(token)
     for span in exporter.get_finished_spans():
-        assert runctx_attributes(span) == dict(upstream_run.to_span_attributes()), span.name
+        assert runctx_attributes(span) == dict(upstream_run.to_stamp_attributes()), span.name
         assert "other.vendor" not in (span.attributes or {})
 
 
@@ -197,7 +198,7 @@ def test_a_set_run_wins_over_baggage() -> None:
             reset_run_context(run_token)
     finally:
         otel_context.detach(token)
-    assert runctx_attributes(exporter.get_finished_spans()[0]) == dict(local.to_span_attributes())
+    assert runctx_attributes(exporter.get_finished_spans()[0]) == dict(local.to_stamp_attributes())
 
 
 @pytest.mark.parametrize(
@@ -266,3 +267,28 @@ def test_a_failing_processor_never_reaches_the_caller(
             span.set_attribute("user.ok", True)
     assert [s.name for s in exporter.get_finished_spans()] == ["survives"]
     assert stats.snapshot()["errors.span_processor.on_start"] == before + 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"runctx.outcome.status": "success", "runctx.outcome.duration_ms": 1.5, "n": 3, "b": True},
+        {"runctx.usage.models": ["gpt-4o", "o3"], "runctx.usage.span_count": 2},
+    ],
+    ids=["scalars", "with-a-list"],
+)
+def test_outcome_attributes_on_the_root_span_match_the_public_api(
+    extra: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stamp_scalars takes the fast path only for plain scalars; a list goes the public way and
+    comes out as the tuple the SDK makes of it."""
+    results = {}
+    for name, chosen in (("fast", _fast_stamp.stamp_fast), ("public", _fast_stamp.stamp_public)):
+        monkeypatch.setattr(_fast_stamp, "stamp", chosen)
+        tracer, exporter = stamped_tracer()
+        span = tracer.start_span("root", attributes={"user.key": 1})
+        _fast_stamp.stamp_scalars(span, extra)  # type: ignore[arg-type]
+        span.end()
+        results[name] = dict(exporter.get_finished_spans()[0].attributes or {})
+    assert results["fast"] == results["public"]
+    assert all(not isinstance(value, list) for value in results["fast"].values())

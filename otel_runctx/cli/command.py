@@ -1,8 +1,8 @@
 """The ``otel-runctx`` command (also ``python -m otel_runctx``): ``doctor`` and ``report``.
 
 ``doctor`` prints plain text and needs nothing beyond otel-runctx itself, so it works in any
-environment an app runs in. ``report`` draws tables with ``rich`` (the ``cli`` extra:
-``pip install 'otel-runctx[cli]'``); ``report --json`` needs no extra.
+environment an app runs in. ``report`` reads files with DuckDB and draws tables with ``rich``
+(both in the ``cli`` extra: ``pip install 'otel-runctx[cli]'``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from otel_runctx.cli.doctor import Diagnosis, diagnose
-from otel_runctx.cli.report import build_report, read_jsonl
 
 __all__ = ["main"]
 
@@ -69,11 +68,23 @@ def _parser() -> argparse.ArgumentParser:
         help="call otel_runctx.configure() first, then check what it set up",
     )
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
-    report = commands.add_parser("report", help="summarise a runctx_jsonl file")
-    report.add_argument("file", help="the JSONL file (OTEL_RUNCTX_JSONL_PATH)")
+    report = commands.add_parser(
+        "report", help="summarise runctx_jsonl files or OTLP JSON lines (the collector's file)"
+    )
+    report.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="files or globs (quote them): runctx_jsonl (OTEL_RUNCTX_JSONL_PATH) or OTLP JSON "
+        "lines; .gz is read as gzip",
+    )
     report.add_argument("--json", action="store_true", help="machine-readable output")
+    report.add_argument("--html", metavar="PATH", help="also write a self-contained HTML page")
     report.add_argument(
         "--runs", type=int, default=20, help="how many runs the per-run table shows (default 20)"
+    )
+    report.add_argument(
+        "--events", type=int, default=10, help="how many events the top-events table shows"
     )
     return parser
 
@@ -120,15 +131,24 @@ def _print_diagnosis(diagnosis: Diagnosis, out: TextIO) -> None:
 
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:
+    from otel_runctx.cli.report import ReportError, build_report
+
     try:
-        records, bad = read_jsonl(args.file)
-    except OSError as error:
-        sys.stderr.write(f"otel-runctx report: cannot read {args.file}: {error}\n")
+        # Tables show the first --runs runs; --json lists them all.
+        report = build_report(args.files, max_runs=None if args.json else max(0, args.runs))
+    except (ReportError, OSError) as error:
+        sys.stderr.write(f"otel-runctx report: {error}\n")
         return 2
-    report = build_report(records, bad)
+    if args.html:
+        from otel_runctx.cli.report_html import write_html
+
+        try:
+            write_html(report, args.html)
+        except OSError as error:
+            sys.stderr.write(f"otel-runctx report: cannot write {args.html}: {error}\n")
+            return 2
     if args.json:
-        json.dump(report.as_dict(), out, indent=2)
-        out.write("\n")
+        report.write_json(out)
         return 0
     try:
         from otel_runctx.cli.tables import print_report
@@ -137,5 +157,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
             "otel-runctx report: tables need rich: pip install 'otel-runctx[cli]' (or use --json)\n"
         )
         return 2
-    print_report(report, out, max_runs=args.runs)
+    print_report(report, out, max_runs=args.runs, max_events=args.events)
+    if args.html:
+        out.write(f"HTML report written to {args.html}\n")
     return 0

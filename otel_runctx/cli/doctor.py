@@ -29,9 +29,10 @@ from otel_runctx.distro.attach import (
 from otel_runctx.instrumentation import ExecutorContextInstrumentor
 from otel_runctx.outcomes.active import get_active_spool
 from otel_runctx.propagation import RunContextPropagator
+from otel_runctx.sampling import coverage_of, provider_sampler
 from otel_runctx.settings import ConfigError, load_settings, otel_variables
 
-__all__ = ["Diagnosis", "Finding", "diagnose"]
+__all__ = ["Diagnosis", "Finding", "check_sampler_usage", "diagnose"]
 
 Level = Literal["ok", "warn", "problem"]
 
@@ -98,6 +99,7 @@ def diagnose() -> Diagnosis:
     _check_thread_carrier(diagnosis)
     _check_spool(diagnosis)
     _probe(diagnosis)
+    check_sampler_usage(diagnosis)
     errors = {k: v for k, v in diagnosis.counters.items() if k.startswith("errors.")}
     if errors:
         diagnosis.add(
@@ -297,3 +299,40 @@ def _check_spool(diagnosis: Diagnosis) -> None:
         diagnosis.add("warn", "outcome spool", f"could not read its status: {error}")
         return
     diagnosis.add("ok", "outcome spool", ", ".join(f"{k}={v}" for k, v in diagnosis.spool.items()))
+
+
+FIX_UNDERCOUNTING_SAMPLER = (
+    "set OTEL_TRACES_SAMPLER=runctx_ratio and OTEL_TRACES_SAMPLER_ARG=<probability> (keeps or "
+    "drops whole runs, and still counts the tokens of dropped ones), or keep every span"
+)
+
+
+def check_sampler_usage(diagnosis: Diagnosis) -> None:
+    """Issue 10: warn when the tracer provider's sampler makes outcomes undercount cost.
+
+    A sampler that DROPs spans hides them from the usage roll-up, so runctx.usage.* (tokens,
+    cost) on outcomes miss the dropped spans' share, and runctx.usage.complete is false.
+    """
+    try:
+        sampler = provider_sampler()
+        if sampler is None:
+            return  # no SDK tracer provider: _check_tracer_provider reports that
+        coverage = coverage_of(sampler)
+        name = sampler.get_description()
+    except Exception as error:
+        diagnosis.add("warn", "sampler", f"could not inspect the sampler: {error}")
+        return
+    if coverage.complete:
+        probability = coverage.probability
+        kept = "every run" if probability == 1.0 else f"{probability:.4g} of runs, whole"
+        diagnosis.add(
+            "ok", "sampler", f"{name}: exports {kept}; usage on outcomes counts every span"
+        )
+        return
+    diagnosis.add(
+        "warn",
+        "sampler",
+        f"{name} drops spans before any processor sees them: tokens and cost on outcomes are "
+        "undercounted for runs it samples out (runctx.usage.complete=false)",
+        FIX_UNDERCOUNTING_SAMPLER,
+    )

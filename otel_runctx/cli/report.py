@@ -1,254 +1,221 @@
-"""``otel-runctx report``: what each customer, workflow and run did, from a runctx_jsonl file.
+"""``otel-runctx report``: what each event, customer, workflow and run did and cost.
 
-Reads the lines the ``runctx_jsonl`` exporters wrote and groups spans by ``runctx.run_id``.
-A run's status is its outcome event (``runctx.outcome.status`` on a log record) when one was
-recorded, otherwise what its root span says (``error`` or ``ok``, marked as from the span).
-Tokens are the sum of ``gen_ai.usage.input_tokens`` and ``gen_ai.usage.output_tokens`` over
-the run's own spans. Cost is the usage roll-up's ``runctx.usage.cost`` (priced with
-``OTEL_RUNCTX_PRICES``) from the run's outcome event, else from its root span, which carries the
-same roll-up; it is never summed over spans, so nothing is counted twice. Percentiles use the
-nearest-rank method over run durations (first span start to last span end).
+Reads ``runctx_jsonl`` files and OTLP JSON lines (what the collector's ``file`` exporter writes)
+in place with DuckDB (the ``cli`` extra), so a file of millions of records is never loaded into
+Python: the engine scans it once and hands back one row per run, event, customer and workflow.
+The rules live in ``report_sql`` (SQL) and the input formats in ``report_sources``; this module
+opens the engine, runs them, and shapes the rows for ``--json``, the tables and the HTML page.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-__all__ = ["COST_KEY", "Report", "RunSummary", "build_report", "read_jsonl"]
+from otel_runctx.cli import report_sql
+from otel_runctx.cli.report_sources import Sources, find_sources, records_sql
 
-INPUT_TOKENS = "gen_ai.usage.input_tokens"
-OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-#: The run's estimated cost, set by the usage roll-up on the outcome event and the root span.
-COST_KEY = "runctx.usage.cost"
-OUTCOME_STATUS = "runctx.outcome.status"
+__all__ = ["Report", "ReportError", "build_report"]
+
+#: DuckDB's own memory cap for one report (it spills to a temp file beyond it).
+_MEMORY_LIMIT = "1GB"
 
 
-@dataclass
-class RunSummary:
-    """One run, rolled up from its spans and its outcome event."""
-
-    run_id: str
-    workflow: str = "?"
-    customer_id: str = "?"
-    tenant_id: str | None = None
-    parent_run_id: str | None = None
-    root_run_id: str | None = None
-    attempt: int = 1
-    spans: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-    start_ns: int | None = None
-    end_ns: int | None = None
-    status: str = "unknown"
-    status_source: str = "none"
-    _root_span_status: str | None = field(default=None, repr=False)
-    _span_cost: float | None = field(default=None, repr=False)
-    _outcome_cost: float | None = field(default=None, repr=False)
-
-    @property
-    def duration_ms(self) -> float | None:
-        if self.start_ns is None or self.end_ns is None:
-            return None
-        return (self.end_ns - self.start_ns) / 1e6
-
-    @property
-    def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "workflow": self.workflow,
-            "customer_id": self.customer_id,
-            "tenant_id": self.tenant_id,
-            "parent_run_id": self.parent_run_id,
-            "root_run_id": self.root_run_id,
-            "attempt": self.attempt,
-            "status": self.status,
-            "status_source": self.status_source,
-            "spans": self.spans,
-            "errors": self.errors,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cost": round(self.cost, 6),
-            "duration_ms": None if self.duration_ms is None else round(self.duration_ms, 3),
-        }
+class ReportError(Exception):
+    """The report cannot be made (nothing to read, or the engine is not installed)."""
 
 
 @dataclass
 class Report:
-    """Runs, and their roll-ups per customer and per workflow."""
+    """Everything the report shows, as plain rows (the ``--json`` document is ``as_dict()``)."""
 
-    runs: list[RunSummary]
+    files: list[str]
     records: int = 0
     unparsable_lines: int = 0
     spans_outside_runs: int = 0
+    #: How many runs there are; ``runs`` holds the first ``max_runs`` of them by start time.
+    run_count: int = 0
+    #: Whether any span count is an estimate (runs sampled with probability < 1).
+    spans_estimated: bool = False
+    #: Models some run's cost leaves out because the price table does not know them.
+    unpriced_models: list[str] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    workflows: list[dict[str, Any]] = field(default_factory=list)
 
-    def group(self, key: str) -> list[dict[str, Any]]:
-        """One row per value of ``key`` (``customer_id`` or ``workflow``).
-
-        Per customer, ``runs`` counts top-level runs and the totals include their child runs;
-        per workflow, every run counts for its own workflow.
-        """
-        groups: dict[str, list[RunSummary]] = {}
-        for run in self.runs:
-            groups.setdefault(str(getattr(run, key)), []).append(run)
-        rows = [_group_row(key, name, runs) for name, runs in sorted(groups.items())]
-        return rows
+    def write_json(self, out: TextIO) -> None:
+        """``as_dict()`` as indented JSON, written run by run (one string for 150k runs of JSON
+        would double the peak memory)."""
+        document = self.as_dict()
+        runs = document.pop("runs")
+        head = json.dumps(document, indent=2)
+        out.write(head[:-2] + ',\n  "runs": [')
+        for index, run in enumerate(runs):
+            text = json.dumps(run, indent=2).replace("\n", "\n    ")
+            out.write(("," if index else "") + "\n    " + text)
+        out.write("\n  ]\n}\n" if runs else "]\n}\n")
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "files": self.files,
             "records": self.records,
             "unparsable_lines": self.unparsable_lines,
             "spans_outside_runs": self.spans_outside_runs,
-            "customers": self.group("customer_id"),
-            "workflows": self.group("workflow"),
-            "runs": [run.as_dict() for run in self.runs],
+            "run_count": self.run_count,
+            "spans_estimated": self.spans_estimated,
+            "unpriced_models": self.unpriced_models,
+            "events": self.events,
+            "customers": self.customers,
+            "workflows": self.workflows,
+            "runs": self.runs,
         }
 
 
-def _group_row(key: str, name: str, runs: list[RunSummary]) -> dict[str, Any]:
-    counted = [r for r in runs if r.parent_run_id is None] if key == "customer_id" else runs
-    durations = [d for d in (r.duration_ms for r in counted) if d is not None]
-    return {
-        key: name,
-        "runs": len(counted),
-        "child_runs": len(runs) - len(counted) if key == "customer_id" else None,
-        "outcomes": dict(sorted(Counter(r.status for r in counted).items())),
-        "spans": sum(r.spans for r in runs),
-        "errors": sum(r.errors for r in runs),
-        "tokens": sum(r.tokens for r in runs),
-        "cost": round(sum(r.cost for r in runs), 6),
-        "p50_ms": _percentile(durations, 50),
-        "p95_ms": _percentile(durations, 95),
-    }
+def build_report(
+    patterns: Sequence[str], *, max_runs: int | None = None, threads: int | None = None
+) -> Report:
+    """Read every file the paths or globs name and roll them up (see ``report_sql``).
+
+    ``max_runs`` keeps only the first runs by start time in ``Report.runs`` (the tables show
+    a few; ``--json`` lists all): at 10M records there are ~150k runs, and Python rows for all
+    of them cost more memory than the whole scan.
+    """
+    sources = find_sources(patterns)
+    if not sources.files:
+        raise ReportError(f"no file matches {' '.join(sources.unmatched or patterns)}")
+    try:
+        import duckdb
+    except ImportError:
+        raise ReportError("the report needs DuckDB: pip install 'otel-runctx[cli]'") from None
+    try:
+        with duckdb.connect(":memory:") as db:
+            db.execute(f"SET memory_limit = '{_MEMORY_LIMIT}'")
+            db.execute("SET preserve_insertion_order = false")
+            # Its progress bar would go to our stdout, in the middle of --json output.
+            db.execute("SET enable_progress_bar = false")
+            if threads:
+                db.execute(f"SET threads = {int(threads)}")
+            return _query(db, sources, max_runs)
+    except duckdb.Error as error:  # e.g. a truncated gzip file
+        raise ReportError(f"cannot read {' '.join(sources.files)}: {error}") from None
 
 
-def _percentile(values: list[float], percent: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(percent / 100 * len(ordered)))
-    return round(ordered[rank - 1], 3)
-
-
-def read_jsonl(path: str | Path) -> tuple[list[dict[str, Any]], int]:
-    """The records of a runctx_jsonl file, and how many lines were not JSON objects."""
-    records: list[dict[str, Any]] = []
-    bad = 0
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                bad += 1
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                bad += 1
-    return records, bad
-
-
-def build_report(records: Iterable[Mapping[str, Any]], unparsable_lines: int = 0) -> Report:
-    """Roll spans and outcome events up into runs."""
-    runs: dict[str, RunSummary] = {}
-    span_ids_by_run: dict[str, set[str]] = {}
-    spans: list[Mapping[str, Any]] = []
-    outcomes: list[Mapping[str, Any]] = []
-    total = outside = 0
-    for record in records:
-        total += 1
-        attributes = record.get("attributes") or {}
-        if record.get("signal") == "span":
-            run_id = attributes.get("runctx.run_id")
-            if not run_id:
-                outside += 1
-                continue
-            spans.append(record)
-            span_ids_by_run.setdefault(run_id, set()).add(str(record.get("span_id")))
-        elif record.get("signal") == "log" and OUTCOME_STATUS in attributes:
-            outcomes.append(record)
-    for record in spans:
-        _add_span(runs, span_ids_by_run, record)
-    for record in outcomes:
-        _add_outcome(runs, record)
-    for run in runs.values():
-        run.cost = next((c for c in (run._outcome_cost, run._span_cost) if c is not None), 0.0)
-        if run.status_source == "none" and run._root_span_status is not None:
-            run.status = "error" if run._root_span_status == "ERROR" else "ok"
-            run.status_source = "span"
-    ordered = sorted(runs.values(), key=lambda r: (r.start_ns or 0, r.run_id))
+def _query(db: Any, sources: Sources, max_runs: int | None) -> Report:
+    db.execute(f"CREATE TEMP VIEW records AS {records_sql(sources)}")
+    db.execute(report_sql.SETUP)
+    records, unparsable, outside, runs, estimated, unpriced = db.execute(
+        report_sql.TOTALS
+    ).fetchone()
+    limit = {"limit": runs if max_runs is None else max(0, max_runs)}
     return Report(
-        runs=ordered, records=total, unparsable_lines=unparsable_lines, spans_outside_runs=outside
+        files=sources.files,
+        records=int(records),
+        unparsable_lines=int(unparsable),
+        spans_outside_runs=int(outside),
+        run_count=int(runs),
+        spans_estimated=bool(estimated),
+        unpriced_models=list(unpriced or []),
+        runs=[_run_row(row) for row in _rows(db, report_sql.RUNS, limit)],
+        events=[_event_row(row) for row in _rows(db, report_sql.EVENTS)],
+        customers=[_group_row(row, "customer_id") for row in _rows(db, report_sql.CUSTOMERS)],
+        workflows=[_group_row(row, "workflow") for row in _rows(db, report_sql.WORKFLOWS)],
     )
 
 
-def _summary(runs: dict[str, RunSummary], attributes: Mapping[str, Any]) -> RunSummary:
-    run_id = str(attributes["runctx.run_id"])
-    run = runs.get(run_id)
-    if run is None:
-        run = runs[run_id] = RunSummary(run_id=run_id)
-    run.workflow = str(attributes.get("runctx.workflow", run.workflow))
-    run.customer_id = str(attributes.get("runctx.customer_id", run.customer_id))
-    run.tenant_id = attributes.get("runctx.tenant_id", run.tenant_id)
-    run.parent_run_id = attributes.get("runctx.parent_run_id", run.parent_run_id)
-    run.root_run_id = attributes.get("runctx.root_run_id", run.root_run_id)
-    attempt = attributes.get("runctx.attempt")
-    if isinstance(attempt, int):
-        run.attempt = attempt
-    return run
+def _rows(db: Any, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    cursor = db.execute(sql, parameters) if parameters else db.execute(sql)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _add_span(
-    runs: dict[str, RunSummary], span_ids: dict[str, set[str]], record: Mapping[str, Any]
-) -> None:
-    attributes = record.get("attributes") or {}
-    run = _summary(runs, attributes)
-    run.spans += 1
-    status = (record.get("status") or {}).get("code")
-    if status == "ERROR":
-        run.errors += 1
-    run.input_tokens += _int(attributes.get(INPUT_TOKENS))
-    run.output_tokens += _int(attributes.get(OUTPUT_TOKENS))
-    cost = _cost(attributes)
-    if cost is not None:
-        run._span_cost = cost
-    start, end = record.get("start_time_unix_nano"), record.get("end_time_unix_nano")
-    if isinstance(start, int) and (run.start_ns is None or start < run.start_ns):
-        run.start_ns = start
-    if isinstance(end, int) and (run.end_ns is None or end > run.end_ns):
-        run.end_ns = end
-    if str(record.get("parent_span_id")) not in span_ids[run.run_id]:
-        run._root_span_status = str(status)
+def _money(value: float | None) -> float:
+    return round(value or 0.0, 6)
 
 
-def _add_outcome(runs: dict[str, RunSummary], record: Mapping[str, Any]) -> None:
-    attributes = record.get("attributes") or {}
-    if not attributes.get("runctx.run_id"):
-        return
-    run = _summary(runs, attributes)
-    run.status = str(attributes[OUTCOME_STATUS])
-    run.status_source = "outcome"
-    run._outcome_cost = _cost(attributes)
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+def _count(value: float | None, estimated: bool) -> float | int:
+    """A span count: whole when every span was seen, one decimal when it is an estimate."""
+    return round(value or 0.0, 1) if estimated else round(value or 0.0)
 
 
-def _cost(attributes: Mapping[str, Any]) -> float | None:
-    value = attributes.get(COST_KEY)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
+def _common(row: dict[str, Any]) -> dict[str, Any]:
+    estimated = bool(row["spans_estimated"])
+    tokens_in, tokens_out = int(row["input_tokens"] or 0), int(row["output_tokens"] or 0)
+    return {
+        "spans": _count(row["spans"], estimated),
+        "errors": _count(row["errors"], estimated),
+        "spans_estimated": estimated,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "tokens": tokens_in + tokens_out,
+        "cost": _money(row["cost"]),
+    }
+
+
+def _run_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": row["run_id"],
+        "workflow": row["workflow"],
+        "event_id": row["event_id"],
+        "customer_id": row["customer_id"],
+        "tenant_id": row["tenant_id"],
+        "parent_run_id": row["parent_run_id"],
+        "root_run_id": row["root_run_id"],
+        "retry_of_run_id": row["retry_of_run_id"],
+        "attempt": int(row["attempt"]),
+        "status": row["status"],
+        "status_source": row["status_source"],
+        "outcome_events": int(row["outcome_events"]),
+        **_common(row),
+        "spans_seen": int(row["spans_seen"]),
+        "tokens_source": row["tokens_source"],
+        "priced": row["cost"] is not None,
+        "unpriced_models": list(row["unpriced_models"]),
+        "usage_complete": bool(row["usage_complete"]),
+        "sample_probability": row["sample_probability"],
+        "descendants": int(row["descendants"]),
+        "inclusive_cost": _money(row["inclusive_cost"]),
+        "inclusive_input_tokens": int(row["inclusive_input_tokens"] or 0),
+        "inclusive_output_tokens": int(row["inclusive_output_tokens"] or 0),
+        "services": list(row["services"]),
+        "duration_ms": _ms(row["duration_ms"]),
+    }
+
+
+def _event_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": row["event_id"],
+        "customer_id": row["customer_id"],
+        "workflow": row["workflow"],
+        "runs": int(row["runs"]),
+        "attempts": int(row["attempts"]),
+        "status": row["status"],
+        "status_source": row["status_source"],
+        **_common(row),
+        "unpriced_runs": int(row["unpriced_runs"]),
+        "usage_complete": bool(row["usage_complete"]),
+        "services": list(row["services"]),
+    }
+
+
+def _group_row(row: dict[str, Any], key: str) -> dict[str, Any]:
+    out: dict[str, Any] = {key: row[key], "runs": int(row["runs"])}
+    if key == "customer_id":
+        out["child_runs"] = int(row["child_runs"])
+        out["events"] = int(row["events"])
+    out["outcomes"] = dict(sorted(Counter(row["top_statuses"] or []).items()))
+    out.update(_common(row))
+    if key == "workflow":
+        out["inclusive_cost"] = _money(row["inclusive_cost"])
+    out["unpriced_runs"] = int(row["unpriced_runs"])
+    out["usage_complete"] = bool(row["usage_complete"])
+    out["p50_ms"] = _ms(row["p50_ms"])
+    out["p95_ms"] = _ms(row["p95_ms"])
+    return out

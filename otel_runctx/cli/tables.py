@@ -1,4 +1,8 @@
-"""Draw an ``otel-runctx report`` as rich tables (the ``cli`` extra); importing needs rich."""
+"""Draw an ``otel-runctx report`` as rich tables (the ``cli`` extra); importing needs rich.
+
+A span count marked ``~`` is an estimate (sampled runs, weighted by 1/probability); a cost
+marked ``*`` leaves out models the price table does not know.
+"""
 
 from __future__ import annotations
 
@@ -11,84 +15,108 @@ from otel_runctx.cli.report import Report
 
 __all__ = ["print_report"]
 
+_LEFT = {"customer", "workflow", "outcomes", "event", "status", "run", "parent", "services"}
 
-def print_report(report: Report, out: TextIO, *, max_runs: int = 20) -> None:
-    """Per-customer, per-workflow and per-run tables, then a line about skipped input."""
-    console = Console(file=out, width=None if out.isatty() else 140)
-    for key, title in (("customer_id", "Per customer"), ("workflow", "Per workflow")):
-        table = Table(title=title, title_justify="left")
-        for column in (
-            key.removesuffix("_id"),
-            "runs",
-            "outcomes",
-            "spans",
-            "errors",
-            "tokens",
-            "cost",
-            "p50 ms",
-            "p95 ms",
-        ):
-            table.add_column(
-                column,
-                justify="left" if column in (key.removesuffix("_id"), "outcomes") else "right",
-            )
-        for row in report.group(key):
+
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column in _LEFT else "right")
+    return table
+
+
+def print_report(report: Report, out: TextIO, *, max_runs: int = 20, max_events: int = 10) -> None:
+    """Per-customer, per-workflow, top-event and per-run tables, then a line about the input."""
+    console = Console(file=out, width=None if out.isatty() else 160)
+    for key, title, rows in (
+        ("customer", "Per customer", report.customers),
+        ("workflow", "Per workflow", report.workflows),
+    ):
+        extra = ("events",) if key == "customer" else ("incl. cost",)
+        table = _table(title, (key, "runs", *extra, "outcomes", "spans", "errors", "tokens",
+                               "cost", "p50 ms", "p95 ms"))  # fmt: skip
+        for row in rows:
             runs = str(row["runs"])
             if row.get("child_runs"):
                 runs += f" (+{row['child_runs']} child)"
+            more = str(row["events"]) if key == "customer" else _money(row["inclusive_cost"], 0)
             table.add_row(
-                str(row[key]),
+                str(row[f"{key}_id" if key == "customer" else key]),
                 runs,
+                more,
                 _outcomes(row["outcomes"]),
-                str(row["spans"]),
-                str(row["errors"]),
+                _spans(row),
+                _spans(row, "errors"),
                 str(row["tokens"]),
-                _money(row["cost"]),
+                _money(row["cost"], row["unpriced_runs"]),
                 _ms(row["p50_ms"]),
                 _ms(row["p95_ms"]),
             )
         console.print(table)
-    shown = report.runs[:max_runs]
-    table = Table(title=f"Runs ({len(shown)} of {len(report.runs)})", title_justify="left")
-    for column in (
-        "run",
-        "workflow",
-        "customer",
-        "attempt",
-        "parent",
-        "status",
-        "spans",
-        "errors",
-        "tokens",
-        "cost",
-        "ms",
-    ):
-        table.add_column(
-            column,
-            justify="left"
-            if column in ("run", "workflow", "customer", "parent", "status")
-            else "right",
-        )
-    for run in shown:
-        status = run.status if run.status_source != "span" else f"{run.status} (span)"
+    events = report.events[:max_events]
+    table = _table(
+        f"Top events by cost ({len(events)} of {len(report.events)})",
+        ("event", "customer", "status", "runs", "attempts", "spans", "tokens", "cost",
+         "services"),
+    )  # fmt: skip
+    for event in events:
         table.add_row(
-            _short(run.run_id),
-            run.workflow,
-            run.customer_id,
-            str(run.attempt),
-            _short(run.parent_run_id),
-            status,
-            str(run.spans),
-            str(run.errors),
-            str(run.tokens),
-            _money(run.cost),
-            _ms(run.duration_ms),
+            event["event_id"],
+            event["customer_id"],
+            _status(event),
+            str(event["runs"]),
+            str(event["attempts"]),
+            _spans(event),
+            str(event["tokens"]),
+            _money(event["cost"], event["unpriced_runs"]),
+            ", ".join(event["services"]),
         )
     console.print(table)
-    console.print(
-        f"{report.records} records; {report.spans_outside_runs} spans outside any run; "
-        f"{report.unparsable_lines} unparsable lines"
-    )
+    _print_runs(report, console, max_runs)
+    notes = [
+        f"{report.records} records",
+        f"{report.spans_outside_runs} spans outside any run",
+        f"{report.unparsable_lines} unparsable lines",
+    ]
+    if report.spans_estimated:
+        notes.append("~ span counts estimated from sampled runs")
+    if report.unpriced_models:
+        notes.append(f"* cost leaves out unpriced models: {', '.join(report.unpriced_models)}")
+    console.print("; ".join(notes))
+
+
+def _print_runs(report: Report, console: Console, max_runs: int) -> None:
+    shown = report.runs[:max_runs]
+    table = _table(
+        f"Runs ({len(shown)} of {report.run_count})",
+        ("run", "workflow", "customer", "attempt", "parent", "status", "spans", "errors",
+         "tokens", "cost", "incl. cost", "ms"),
+    )  # fmt: skip
+    for run in shown:
+        table.add_row(
+            _short(run["run_id"]),
+            run["workflow"],
+            run["customer_id"],
+            str(run["attempt"]),
+            _short(run["parent_run_id"]),
+            _status(run),
+            _spans(run),
+            _spans(run, "errors"),
+            str(run["tokens"]),
+            _money(run["cost"], len(run["unpriced_models"])),
+            _money(run["inclusive_cost"], 0) if run["descendants"] else "",
+            _ms(run["duration_ms"]),
+        )
+    console.print(table)
+
+
+def _status(row: dict[str, Any]) -> str:
+    return row["status"] if row["status_source"] != "span" else f"{row['status']} (span)"
+
+
+def _spans(row: dict[str, Any], key: str = "spans") -> str:
+    value = row[key]
+    return f"~{value:g}" if row["spans_estimated"] else str(value)
 
 
 def _short(run_id: str | None) -> str:
@@ -100,8 +128,9 @@ def _outcomes(counts: dict[str, Any]) -> str:
     return ", ".join(f"{status} {n}" for status, n in counts.items()) or "-"
 
 
-def _money(value: float) -> str:
-    return f"{value:.4f}" if value else "-"
+def _money(value: float, unpriced: int) -> str:
+    text = f"{value:.4f}" if value else "-"
+    return f"{text}*" if unpriced else text
 
 
 def _ms(value: float | None) -> str:

@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from otel_runctx.exporters import _fast_encode
 from otel_runctx.processors import RunContextLogProcessor, RunContextSpanProcessor
 from otel_runctx.propagation import RunContextPropagator
 from otel_runctx.stats import count, report_error
@@ -80,7 +81,11 @@ class AttachResult:
 
 
 def build_span_processors() -> list[SpanProcessor]:
-    """Fresh instances of every otel-runctx span processor, stamping first, then the roll-up."""
+    """Fresh instances of every otel-runctx span processor, stamping first, then the roll-up.
+
+    Also switches on the guarded OTLP encoding of run attributes (exporters/_fast_encode.py).
+    """
+    _fast_encode.install()
     processors: list[SpanProcessor] = [RunContextSpanProcessor()]
     try:
         processors.append(UsageRollupProcessor())

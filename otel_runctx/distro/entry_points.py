@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 from typing import Any
+from urllib.parse import quote
 
 from opentelemetry._logs import get_logger_provider
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
@@ -40,7 +41,12 @@ from otel_runctx.distro.attach import (
 from otel_runctx.distro.defaults import local_defaults, logging_defaults
 from otel_runctx.distro.shutdown import install_shutdown_flush
 from otel_runctx.instrumentation.processes import adopt_process_carrier
-from otel_runctx.settings import ConfigError, reload_settings, unknown_runctx_variables
+from otel_runctx.settings import (
+    ConfigError,
+    reload_settings,
+    resource_environment_default,
+    unknown_runctx_variables,
+)
 from otel_runctx.stats import report_error
 from otel_runctx.usage.prices import get_price_table
 
@@ -112,7 +118,8 @@ def validate_or_exit() -> None:
 
 
 def apply_env_defaults(*, logging_handler: bool = False) -> None:
-    """Set :data:`DISTRO_DEFAULTS` for every variable the user left unset.
+    """Set :data:`DISTRO_DEFAULTS` for every variable the user left unset, and put
+    ``OTEL_RUNCTX_ENVIRONMENT`` on the resource when the resource names no environment.
 
     Local mode's exporters come first (see :mod:`otel_runctx.distro.defaults`); with
     ``logging_handler`` (the distro, not ``configure()``) stdlib logging is exported by default.
@@ -122,6 +129,11 @@ def apply_env_defaults(*, logging_handler: bool = False) -> None:
         chosen.update(logging_defaults(os.environ))
     for name, value in {**DISTRO_DEFAULTS, **chosen}.items():
         os.environ.setdefault(name, value)
+    environment = resource_environment_default()
+    if environment is not None:
+        current = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").strip().rstrip(",")
+        member = f"deployment.environment.name={quote(environment, safe='')}"
+        os.environ["OTEL_RESOURCE_ATTRIBUTES"] = f"{current},{member}" if current else member
 
 
 def user_chose_propagators() -> bool:

@@ -2,6 +2,13 @@
 
 Called once per run, after the outcome was validated. Nothing here raises into user code: each
 step that fails is counted and logged, and the other steps still happen.
+
+Every outcome event carries its run's lineage (``event_id``, ``root_run_id``,
+``parent_run_id``, ``attempt``, ``retry_of_run_id``) and its own run's usage only, so sums by
+event, root run or customer count each run once. ``runctx.sample.probability`` is the share of
+runs the sampler exports; ``runctx.usage.complete`` is true when the roll-up saw every span of
+the run here (see sampling/coverage.py); ``runctx.usage.final`` is false only on the pending
+record of an early outcome (see outcomes/emit.py).
 """
 
 from __future__ import annotations
@@ -20,16 +27,24 @@ from opentelemetry.util.types import AttributeValue
 from otel_runctx import keys
 from otel_runctx.context import RunContext, RunStatus
 from otel_runctx.metrics import SeriesCap
+from otel_runctx.outcomes import _fast_emit
 from otel_runctx.outcomes.active import get_active_spool
 from otel_runctx.outcomes.events import emit_soon
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, Outcome
+from otel_runctx.processors import _fast_stamp
+from otel_runctx.sampling import coverage_of, provider_sampler
 from otel_runctx.settings import get_settings
 from otel_runctx.stats import report_error
-from otel_runctx.usage.prices import get_price_table
+from otel_runctx.usage.prices import get_price_table, price_table_is_broken
 from otel_runctx.usage.rollup import RunUsage
 from otel_runctx.usage.spend import budget_of
 
-__all__ = ["deliver_outcome"]
+__all__ = ["PENDING_HOLD_SECONDS", "deliver_outcome", "spool_pending_outcome"]
+
+#: How long the spool holds an early outcome's pending record for the run's final one. A run
+#: still open after this gets its pending record sent; the final one is then sent as well
+#: (same outcome id: keep the one with ``runctx.usage.final=true``).
+PENDING_HOLD_SECONDS = 3600.0
 
 _SCOPE_NAME = "otel_runctx"
 _SCOPE_VERSION: str | None = None
@@ -74,6 +89,83 @@ def _resource() -> Resource:
     return _default_resource
 
 
+def _outcome_attributes(
+    run: RunContext,
+    outcome: Outcome,
+    outcome_id: str,
+    root_span: Span | None,
+    duration_seconds: float | None,
+    usage: RunUsage | None,
+    final: bool,
+) -> dict[str, AttributeValue]:
+    extra: dict[str, AttributeValue] = outcome.to_attributes()
+    extra["runctx.outcome.id"] = outcome_id
+    if duration_seconds is not None:
+        extra["runctx.outcome.duration_ms"] = duration_seconds * 1000.0
+    complete = False
+    try:
+        coverage = coverage_of(provider_sampler())
+        if coverage.probability is not None:
+            extra["runctx.sample.probability"] = coverage.probability
+        recording = root_span is not None and root_span.is_recording()
+        complete = usage is not None and coverage.usage_complete(recording)
+    except Exception as error:
+        report_error("outcome.sampling", error)
+    if usage is not None:
+        try:
+            prices = get_price_table()
+            use_catalog = not price_table_is_broken()
+        except Exception as error:  # a broken price file: tokens without cost
+            report_error("outcome.prices", error)
+            prices, use_catalog = None, False
+        try:
+            extra.update(usage.to_attributes(prices, use_catalog=use_catalog))
+        except Exception as error:
+            report_error("outcome.usage", error)
+            complete = False
+    extra["runctx.usage.complete"] = complete
+    extra["runctx.usage.final"] = final
+    budget = budget_of(run)
+    if budget is not None:  # runctx.budget.*: limits, spend, and the limit reached (if any)
+        try:
+            extra.update(budget.to_attributes())
+        except Exception as error:
+            report_error("outcome.budget", error)
+    return extra
+
+
+def spool_pending_outcome(
+    run: RunContext,
+    outcome: Outcome,
+    *,
+    outcome_id: str,
+    root_span: Span | None,
+    context: Context | None,
+    duration_seconds: float | None,
+    usage: RunUsage | None,
+) -> bool:
+    """Write an early outcome's pending record (usage so far) to the spool, held for the final
+    one. True if it is durable now; False without a spool that supports holding. Never raises."""
+    try:
+        spool = get_active_spool()
+        if spool is None:
+            return False
+        extra = _outcome_attributes(
+            run, outcome, outcome_id, root_span, duration_seconds, usage, final=False
+        )
+        record = _record(run, outcome, extra, context)
+        return spool.append(
+            record,
+            outcome_id,
+            _resource(),
+            (_SCOPE_NAME, _SCOPE_VERSION),
+            hold_seconds=PENDING_HOLD_SECONDS,
+        )
+    except Exception as error:
+        report_error("outcome.pending", error)
+        return False
+
+
 def deliver_outcome(
     run: RunContext,
     outcome: Outcome,
@@ -83,36 +175,24 @@ def deliver_outcome(
     context: Context | None,
     duration_seconds: float | None,
     usage: RunUsage | None,
+    replaces_pending: bool = False,
 ) -> None:
-    """Record ``outcome`` for ``run`` in all three places. Never raises."""
-    extra: dict[str, AttributeValue] = outcome.to_attributes()
-    extra["runctx.outcome.id"] = outcome_id
-    if duration_seconds is not None:
-        extra["runctx.outcome.duration_ms"] = duration_seconds * 1000.0
-    if usage is not None:
-        try:
-            prices = get_price_table()
-        except Exception as error:  # a broken price file: tokens without cost
-            report_error("outcome.prices", error)
-            prices = None
-        try:
-            extra.update(usage.to_attributes(prices))
-        except Exception as error:
-            report_error("outcome.usage", error)
-    budget = budget_of(run)
-    if budget is not None:  # runctx.budget.*: limits, spend, and the limit reached (if any)
-        try:
-            extra.update(budget.to_attributes())
-        except Exception as error:
-            report_error("outcome.budget", error)
+    """Record ``outcome`` for ``run`` in all three places. Never raises.
+
+    ``replaces_pending``: a pending record of this outcome is in the spool; this final one
+    takes its place there.
+    """
+    extra = _outcome_attributes(
+        run, outcome, outcome_id, root_span, duration_seconds, usage, final=True
+    )
     if root_span is not None:
         try:
             if root_span.is_recording():
-                root_span.set_attributes(extra)
+                _fast_stamp.stamp_scalars(root_span, extra)
         except Exception as error:
             report_error("outcome.root_span", error)
     try:
-        _emit_event(run, outcome, outcome_id, extra, context)
+        _emit_event(run, outcome, outcome_id, extra, context, replaces_pending)
     except Exception as error:
         report_error("outcome.event", error)
     try:
@@ -121,17 +201,32 @@ def deliver_outcome(
         report_error("outcome.metrics", error)
 
 
-def _emit_event(
+def _lineage(run: RunContext) -> dict[str, AttributeValue]:
+    """The run's full attributes, lineage spelled out even if span stamping is lean."""
+    attributes = dict(run.to_span_attributes())
+    attributes[keys.EVENT_ID] = run.event_id
+    attributes[keys.CUSTOMER_ID] = run.customer_id
+    attributes[keys.ROOT_RUN_ID] = run.root_run_id
+    attributes[keys.ATTEMPT] = run.attempt
+    if run.parent_run_id is not None:
+        attributes[keys.PARENT_RUN_ID] = run.parent_run_id
+    if run.retry_of_run_id is not None:
+        attributes[keys.RETRY_OF_RUN_ID] = run.retry_of_run_id
+    if run.tenant_id is not None:
+        attributes[keys.TENANT_ID] = run.tenant_id
+    return attributes
+
+
+def _record(
     run: RunContext,
     outcome: Outcome,
-    outcome_id: str,
     extra: Mapping[str, AttributeValue],
     context: Context | None,
-) -> None:
-    attributes = dict(run.to_span_attributes())
+) -> LogRecord:
+    attributes = _lineage(run)
     attributes.update(extra)
     now = time.time_ns()
-    record = LogRecord(
+    return LogRecord(
         timestamp=now,
         observed_timestamp=now,
         context=context,
@@ -141,6 +236,17 @@ def _emit_event(
         attributes=attributes,
         event_name=OUTCOME_EVENT_NAME,
     )
+
+
+def _emit_event(
+    run: RunContext,
+    outcome: Outcome,
+    outcome_id: str,
+    extra: Mapping[str, AttributeValue],
+    context: Context | None,
+    replaces_pending: bool = False,
+) -> None:
+    record = _record(run, outcome, extra, context)
     global _logger
     if _logger is None:
         # Before an SDK provider is set this is a proxy that forwards to it once there is one.
@@ -148,11 +254,15 @@ def _emit_event(
     spool = get_active_spool()
     # First to disk, then to the SDK pipeline (which replaces record.attributes in place).
     if spool is not None and spool.append(
-        record, outcome_id, _resource(), (_SCOPE_NAME, _SCOPE_VERSION)
+        record,
+        outcome_id,
+        _resource(),
+        (_SCOPE_NAME, _SCOPE_VERSION),
+        replaces=replaces_pending,
     ):
         emit_soon(_logger, record)
     else:
-        _logger.emit(record)
+        _fast_emit.emit(_logger, record)
 
 
 def _record_metrics(run: RunContext, outcome: Outcome, duration_seconds: float | None) -> None:

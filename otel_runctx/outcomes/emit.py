@@ -19,6 +19,16 @@ second ``emit_outcome`` for the same run is **rejected** (returns False, is coun
 ``errors.emit_outcome.duplicate`` and logged), because the first one may already be on its way
 to the collector and cannot be taken back.
 
+**An early outcome does not freeze usage.** ``emit_outcome`` inside a run started here records
+the outcome's fields at once, but its usage is the run's whole usage: the event is completed
+when the run ends. Until then, with the spool on, a *pending* record (usage so far,
+``runctx.usage.final=false``) is already on disk before ``emit_outcome`` returns and is held
+there; at the run's end the final record (``runctx.usage.final=true``) takes its place under
+the same outcome id, so one record per outcome reaches the collector. If the process dies
+before the run ends, the pending record is what another process sends. Without the spool, the
+event is emitted when the run ends (best effort, as any log record). For a run not started here
+(continued from baggage) there is no run end to wait for: the outcome is delivered at once.
+
 Per-run state lives from the run's start to its end; after that only the run id is remembered
 (the last 65,536), so that code still running after its run ended (e.g. a thread an isolation
 timeout gave up on) cannot add a second outcome.
@@ -38,7 +48,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from otel_runctx.context import RunContext, RunStatus, get_run_context, require_run_context
-from otel_runctx.outcomes.delivery import deliver_outcome
+from otel_runctx.outcomes.delivery import deliver_outcome, spool_pending_outcome
 from otel_runctx.outcomes.model import MAX_REASON_LENGTH, Outcome, make_outcome, outcome_id_for
 from otel_runctx.stats import count, report_error
 from otel_runctx.usage import rollup as usage_rollup
@@ -60,6 +70,9 @@ class _LiveRun:
     context: Context | None
     started: float  # time.perf_counter()
     recorded: bool = False
+    # An early outcome waiting for the run's end: (outcome, duration, its pending record is
+    # in the spool).
+    pending: tuple[Outcome, float, bool] | None = None
 
 
 _lock = threading.Lock()
@@ -94,21 +107,29 @@ def run_ended(run: RunContext, error: BaseException | None, status: RunStatus | 
             live = _live.pop(run.run_id, None)
             if live is not None:
                 _remember(run.run_id)
+                pending, live.pending = live.pending, None
         usage = usage_rollup.finish_run(run.run_id)
-        if live is None or live.recorded:
+        if live is None:
+            return
+        if live.recorded and pending is None:
             return
         if usage is not None:
             usage.span_count += 1  # the root span, which ends right after this
             usage.error_count += error is not None
-        outcome = automatic_outcome(run, error, status)
+        if pending is not None:
+            outcome, duration, spooled = pending
+        else:
+            outcome = automatic_outcome(run, error, status)
+            duration, spooled = time.perf_counter() - live.started, False
         deliver_outcome(
             run,
             outcome,
             outcome_id=outcome_id_for(run),
             root_span=live.span,
             context=live.context,
-            duration_seconds=time.perf_counter() - live.started,
+            duration_seconds=duration,
             usage=usage,
+            replaces_pending=spooled,
         )
     except Exception as failure:
         report_error("outcome.automatic", failure)
@@ -194,18 +215,55 @@ def emit_outcome(
         )
         return False
     try:
-        deliver_outcome(
-            run,
-            outcome,
-            outcome_id=outcome_id_for(run),
-            root_span=live.span if live else None,
-            context=live.context if live else None,
-            duration_seconds=time.perf_counter() - live.started if live else None,
-            usage=usage_rollup.snapshot_run(run.run_id),
-        )
+        if live is not None:
+            # Completed when the run ends (see the module docstring); durable now if spooled.
+            duration = time.perf_counter() - live.started
+            spooled = spool_pending_outcome(
+                run,
+                outcome,
+                outcome_id=outcome_id_for(run),
+                root_span=live.span,
+                context=live.context,
+                duration_seconds=duration,
+                usage=usage_rollup.snapshot_run(run.run_id),
+            )
+            with _lock:
+                live.pending = (outcome, duration, spooled)
+                ended = _live.get(run.run_id) is not live
+            if ended:  # the run ended meanwhile: deliver here
+                _deliver_late(run, live)
+        else:
+            deliver_outcome(
+                run,
+                outcome,
+                outcome_id=outcome_id_for(run),
+                root_span=None,
+                context=None,
+                duration_seconds=None,
+                usage=usage_rollup.snapshot_run(run.run_id),
+            )
     except Exception as failure:
         report_error("emit_outcome", failure)
     return True
+
+
+def _deliver_late(run: RunContext, live: _LiveRun) -> None:
+    """The run ended between the duplicate check and storing the pending outcome."""
+    with _lock:
+        pending, live.pending = live.pending, None
+    if pending is None:
+        return
+    outcome, duration, spooled = pending
+    deliver_outcome(
+        run,
+        outcome,
+        outcome_id=outcome_id_for(run),
+        root_span=None,
+        context=live.context,
+        duration_seconds=duration,
+        usage=None,
+        replaces_pending=spooled,
+    )
 
 
 def live_run_count() -> int:

@@ -19,6 +19,8 @@ from collections import deque
 
 from opentelemetry._logs import Logger, LogRecord
 
+from otel_runctx.outcomes import _fast_emit
+from otel_runctx.outcomes.background import background
 from otel_runctx.stats import report_error
 
 __all__ = ["emit_soon", "flush_outcome_events"]
@@ -41,7 +43,7 @@ class _Handoff:
 
     def submit(self, logger: Logger, record: LogRecord) -> None:
         if len(self._queue) >= MAX_QUEUED:
-            logger.emit(record)
+            _fast_emit.emit(logger, record)
             return
         self._queue.append((logger, record))
         if self._thread is None:
@@ -61,6 +63,10 @@ class _Handoff:
                 self._thread.start()
 
     def _run(self) -> None:
+        with background():  # our helper thread: outside any run, instrumentation suppressed
+            self._work()
+
+    def _work(self) -> None:
         queue = self._queue
         while True:
             self._wake.wait(FLUSH_INTERVAL)
@@ -70,7 +76,7 @@ class _Handoff:
                     self._busy = True
                 logger, record = queue.popleft()
                 try:
-                    logger.emit(record)
+                    _fast_emit.emit(logger, record)
                 except Exception as error:
                     report_error("outcome.event", error)
                 finally:

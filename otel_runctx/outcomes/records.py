@@ -69,9 +69,14 @@ _resource_lines: dict[str, bytes] = {}
 
 
 def encode_record(
-    record: LogRecord, outcome_id: str, resource: Resource, scope: tuple[str, str | None]
+    record: LogRecord,
+    outcome_id: str,
+    resource: Resource,
+    scope: tuple[str, str | None],
+    *,
+    replaces: bool = False,
 ) -> bytes:
-    """The journal line for one outcome record."""
+    """The journal line for one outcome record (kind ``f`` when it replaces a pending one)."""
     body = {
         "t": record.timestamp,
         "ot": record.observed_timestamp,
@@ -85,7 +90,8 @@ def encode_record(
         "e": record.event_name,
         "sc": scope,
     }
-    return f"o\t{outcome_id}\t{resource_digest(resource)}\t{_dumps(body)}\n".encode()
+    kind = "f" if replaces else "o"
+    return f"{kind}\t{outcome_id}\t{resource_digest(resource)}\t{_dumps(body)}\n".encode()
 
 
 def split_line(line: bytes) -> tuple[str, str, str, bytes]:
@@ -93,9 +99,9 @@ def split_line(line: bytes) -> tuple[str, str, str, bytes]:
 
     Raises ValueError for a line this module did not write.
     """
-    if line.startswith(b"o\t"):
-        _, outcome_id, digest, body = line.split(b"\t", 3)
-        return "o", outcome_id.decode(), digest.decode(), body
+    if line.startswith((b"o\t", b"f\t")):
+        kind, outcome_id, digest, body = line.split(b"\t", 3)
+        return kind.decode(), outcome_id.decode(), digest.decode(), body
     if line.startswith(b"r\t"):
         _, digest, body = line.split(b"\t", 2)
         return "r", "", digest.decode(), body

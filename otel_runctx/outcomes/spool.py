@@ -27,6 +27,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
+from otel_runctx.outcomes.background import background
 from otel_runctx.outcomes.journal import IntakeJournal, owner_is_alive, read_complete_lines
 from otel_runctx.outcomes.records import (
     decode_body,
@@ -95,16 +96,30 @@ class OutcomeSpool:
         self._cond = threading.Condition()
         self._cycle = 0
         self._drained_cycle = -1
+        # issue 10: outcome id -> monotonic time its pending record may be sent anyway.
+        self._held: dict[str, float] = {}
 
     # -- the caller's side ---------------------------------------------------------------------
 
     def append(
-        self, record: LogRecord, outcome_id: str, resource: Resource, scope: tuple[str, str | None]
+        self,
+        record: LogRecord,
+        outcome_id: str,
+        resource: Resource,
+        scope: tuple[str, str | None],
+        *,
+        hold_seconds: float | None = None,
+        replaces: bool = False,
     ) -> bool:
         """Write ``record`` to disk now; the worker sends it later. Never raises.
 
         Returns False when the record was not written (the caller then emits it the ordinary
         way): after ``shutdown()``, or on an error (counted and logged).
+
+        Early outcomes (issue 10): ``hold_seconds`` writes a *pending* record the worker does
+        not send for that long (or until this process dies: another process then sends it);
+        a later ``append(..., replaces=True)`` with the same outcome id writes the final
+        record, which takes the pending one's place and releases the hold.
         """
         if self._stopping:
             count("outcome_spool.after_shutdown")
@@ -112,8 +127,10 @@ class OutcomeSpool:
         try:
             if self._needs_setup:
                 self._setup_after_fork()
+            if hold_seconds is not None:
+                self._held[outcome_id] = time.monotonic() + hold_seconds
             self._journal.append(
-                encode_record(record, outcome_id, resource, scope),
+                encode_record(record, outcome_id, resource, scope, replaces=replaces),
                 encode_resource(resource),  # cached per resource; written once per segment
                 resource_digest(resource),
             )
@@ -191,6 +208,11 @@ class OutcomeSpool:
                 self._worker.start()
 
     def _run(self) -> None:
+        # issue 10: the worker's exports are our traffic, never a run's (see background()).
+        with background():
+            self._work()
+
+    def _work(self) -> None:
         backoff = 0.0
         next_orphan_scan = 0.0
         while True:
@@ -209,6 +231,7 @@ class OutcomeSpool:
                     self._batch_size,
                     self._lease_seconds,
                     lambda owner: owner_is_alive(self.intake_directory, owner),
+                    self._still_held(),
                 )
                 if rows:
                     if self._send(rows):
@@ -260,20 +283,35 @@ class OutcomeSpool:
                 path.unlink()
             self._store.forget_journal(path.name)
 
+    def _still_held(self) -> list[str]:
+        """Outcome ids whose pending record must not be sent yet (expired holds are dropped)."""
+        if not self._held:
+            return []
+        now = time.monotonic()
+        for outcome_id, until in list(self._held.items()):
+            if until <= now:
+                self._held.pop(outcome_id, None)
+        return list(self._held)
+
     def _ingest_lines(self, path: Path, lines: list[bytes], end: int) -> None:
         if lines:
             resources: list[tuple[str, bytes]] = []
             rows: list[tuple[str, str, bytes]] = []
+            finals: list[tuple[str, str, bytes]] = []
             for line in lines:
                 try:
                     kind, outcome_id, digest, body = split_line(line)
                     if kind == "r":
                         resources.append((digest, body))
+                    elif kind == "f":
+                        finals.append((outcome_id, digest, body))
                     else:
                         rows.append((outcome_id, digest, body))
                 except Exception:
                     count("outcome_spool.corrupt_lines")
-            _, dropped = self._store.ingest(resources, rows, (path.name, end))
+            _, dropped = self._store.ingest(resources, rows, (path.name, end), finals)
+            for outcome_id, _, _ in finals:  # stored in place of the pending one: release it
+                self._held.pop(outcome_id, None)
             if dropped:
                 count("outcome_spool.dropped", dropped)
                 report_error(

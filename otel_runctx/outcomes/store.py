@@ -85,6 +85,7 @@ class SpoolStore:
         resources: Sequence[tuple[str, bytes]],
         rows: Sequence[tuple[str, str, bytes]],
         progress: tuple[str, int] | None = None,
+        finals: Sequence[tuple[str, str, bytes]] = (),
     ) -> tuple[int, int]:
         """Insert ``rows`` (outcome_id, resource digest, payload) in one transaction.
 
@@ -119,6 +120,17 @@ class SpoolStore:
                         "SELECT total(length(payload)) FROM outcomes WHERE seq > ?", (before,)
                     ).fetchone()[0]
                 )
+            # issue 10: a final record replaces the pending one with its outcome id (early
+            # outcome); if that one was already sent, the final one is stored as a new row.
+            finals_values = [(o, ids[d], p) for o, d, p in finals if d in ids]
+            if finals_values:
+                self._db.executemany(
+                    "INSERT INTO outcomes(outcome_id, resource_id, payload) VALUES (?, ?, ?) "
+                    "ON CONFLICT(outcome_id) DO UPDATE SET payload = excluded.payload, "
+                    "resource_id = excluded.resource_id",
+                    finals_values,
+                )
+                added_bytes += sum(len(p) for _, _, p in finals_values)  # a soft cap
             if added_bytes:
                 self._add_meta("bytes", added_bytes)
             if progress is not None:
@@ -156,9 +168,17 @@ class SpoolStore:
     # -- delivery ----------------------------------------------------------------------------
 
     def lease(
-        self, owner: str, limit: int, lease_seconds: float, is_alive: Callable[[str], bool]
+        self,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        is_alive: Callable[[str], bool],
+        held: Sequence[str] = (),
     ) -> list[SpoolRow]:
-        """Lease up to ``limit`` of the oldest rows nobody (alive) is sending."""
+        """Lease up to ``limit`` of the oldest rows nobody (alive) is sending.
+
+        Rows whose outcome id is in ``held`` (pending early outcomes of runs still live in this
+        process, issue 10) are left alone."""
         now = time.time()
         with self._transaction():
             holders = [
@@ -176,11 +196,12 @@ class SpoolStore:
                         "WHERE lease_owner = ?",
                         (holder,),
                     )
+            skip = f" AND outcome_id NOT IN ({','.join('?' * len(held))})" if held else ""
             rows = self._db.execute(
                 "UPDATE outcomes SET lease_owner = ?, lease_until = ? WHERE seq IN ("
-                "SELECT seq FROM outcomes WHERE lease_until <= ? OR lease_owner = ? "
+                f"SELECT seq FROM outcomes WHERE (lease_until <= ? OR lease_owner = ?){skip} "
                 "ORDER BY seq LIMIT ?) RETURNING seq, resource_id, payload",
-                (owner, now + lease_seconds, now, owner, limit),
+                (owner, now + lease_seconds, now, owner, *held, limit),
             ).fetchall()
         rows.sort()  # RETURNING does not promise an order
         return [SpoolRow(int(seq), int(rid), bytes(payload)) for seq, rid, payload in rows]

@@ -35,6 +35,7 @@ __all__ = [
     "stamp",
     "stamp_fast",
     "stamp_public",
+    "stamp_scalars",
 ]
 
 Stamper = Callable[[Span, Mapping[str, AttributeValue]], None]
@@ -80,6 +81,22 @@ def stamp_fast(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
             )
             fits = True
     if not fits:
+        stamp_public(span, attributes)
+
+
+_SCALARS = (str, bool, int, float)
+
+
+def stamp_scalars(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
+    """:func:`stamp` for a mapping built in code (an outcome's attributes) rather than a run's.
+
+    Only exact ``str``/``bool``/``int``/``float`` values are valid as they are, so the fast path
+    is taken only when every value is one; anything else (a list, which the SDK would turn into a
+    tuple, or a value it would reject) goes through the public API.
+    """
+    if all(type(value) in _SCALARS for value in attributes.values()):
+        stamp(span, attributes)
+    else:
         stamp_public(span, attributes)
 
 

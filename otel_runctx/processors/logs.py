@@ -28,9 +28,9 @@ class RunContextLogProcessor(LogRecordProcessor):
                 return
             attributes = record.attributes
             if attributes is None:
-                record.attributes = dict(run.to_span_attributes())
+                record.attributes = dict(run.to_stamp_attributes())
             else:
-                _fast_stamp.add_missing(attributes, run.to_span_attributes())  # type: ignore[arg-type]
+                _fast_stamp.add_missing(attributes, run.to_stamp_attributes())  # type: ignore[arg-type]
         except Exception as error:
             report_error("log_processor.on_emit", error)
 

@@ -29,7 +29,7 @@ class RunContextSpanProcessor(SpanProcessor):
         try:
             run = run_for(parent_context)
             if run is not None:
-                _fast_stamp.stamp(span, run.to_span_attributes())
+                _fast_stamp.stamp(span, run.to_stamp_attributes())
         except Exception as error:
             report_error("span_processor.on_start", error)
 

@@ -35,7 +35,8 @@ from otel_runctx.propagation.codec import (
     encode_member,
     parse_header,
 )
-from otel_runctx.propagation.policy import inbound_run, log_rejection
+from otel_runctx.propagation.inbound_cache import cached_inbound_run
+from otel_runctx.propagation.policy import log_rejection
 from otel_runctx.propagation.signing import SIGNATURE_KEY, sign
 from otel_runctx.settings import Settings, get_settings
 
@@ -120,7 +121,7 @@ class RunContextPropagator(textmap.TextMapPropagator):
                 _drop_lookalike_entries(parsed)
             for key, value in parsed.app_entries.items():
                 context = baggage.set_baggage(key, value, context)
-            run = inbound_run(parsed, settings)
+            run = cached_inbound_run(parsed, settings)
             if run is not None:
                 context = with_run_context(run, context)
             return context

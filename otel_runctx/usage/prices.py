@@ -5,9 +5,10 @@ The file is JSON (any Python) or TOML (Python 3.11+, which ships ``tomllib``)::
     currency = "USD"          # optional, default "USD"; copied to runctx.usage.cost_currency
     per = "1M"                # optional, "1M" (default) or "1K": prices are per this many tokens
 
-    [models."gpt-4o"]         # keyed by gen_ai.request.model, matched exactly
+    [models."gpt-4o"]         # the reported model name (see usage/pricing.py for matching)
     input = 2.50
     output = 10.00
+    cache_read = 1.25         # optional: cached input tokens; default: the input price
 
     [models."claude-3-5-haiku"]
     per = "1K"                # a model may override the unit
@@ -25,7 +26,8 @@ import json
 import math
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +44,28 @@ class ModelPrice:
 
     input_per_token: float
     output_per_token: float
+    #: Exact per-token prices (input, output, cache read) as written in the table, per token.
+    exact: tuple[Decimal, Decimal, Decimal | None] | None = field(default=None, compare=False)
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return input_tokens * self.input_per_token + output_tokens * self.output_per_token
+
+    def exact_cost(self, input_tokens: int, output_tokens: int, cache_read: int = 0) -> Decimal:
+        """The cost in Decimal; cached input tokens at the cache-read price when one is given."""
+        exact = self.exact or (
+            Decimal(repr(self.input_per_token)),
+            Decimal(repr(self.output_per_token)),
+            None,
+        )
+        price_in, price_out, price_cached = exact
+        if price_cached is None or not cache_read:
+            return input_tokens * price_in + output_tokens * price_out
+        uncached = max(input_tokens - cache_read, 0)
+        return (
+            uncached * price_in
+            + min(cache_read, input_tokens) * price_cached
+            + (output_tokens * price_out)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +126,20 @@ def parse_price_table(document: Any, *, source: str = "price table") -> PriceTab
             raise fail(f"models.{name} must be a table with input and output prices")
         unit = _unit(entry.get("per", None), fail, f"models.{name}.per") or default_unit
         prices = []
-        for side in ("input", "output"):
+        exact: list[Decimal | None] = []
+        for side in ("input", "output", "cache_read"):
             value = entry.get(side)
+            if value is None and side == "cache_read":
+                exact.append(None)
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise fail(f"models.{name}.{side} must be a number")
             if not math.isfinite(value) or value < 0:
                 raise fail(f"models.{name}.{side} must be finite and not negative")
             prices.append(float(value) / unit)
-        table[str(name)] = ModelPrice(prices[0], prices[1])
+            exact.append(Decimal(repr(value)) / unit)
+        assert exact[0] is not None and exact[1] is not None
+        table[str(name)] = ModelPrice(prices[0], prices[1], (exact[0], exact[1], exact[2]))
     return PriceTable(currency=currency, models=table)
 
 
@@ -126,6 +153,14 @@ def _unit(value: object, fail: Any, where: str) -> int:
 
 _lock = threading.Lock()
 _loaded: tuple[Path | None, PriceTable | None] | None = None
+_broken: Path | None = None
+
+
+def price_table_is_broken() -> bool:
+    """True while ``OTEL_RUNCTX_PRICES`` names a file that failed to load: no cost is reported
+    then, not even from genai-prices (the local overrides it would skip are unknown)."""
+    path = get_settings().prices_path
+    return path is not None and path == _broken
 
 
 def get_price_table() -> PriceTable | None:
@@ -133,7 +168,7 @@ def get_price_table() -> PriceTable | None:
 
     Raises ConfigError the first time if the file is broken; None after that.
     """
-    global _loaded
+    global _loaded, _broken
     path = get_settings().prices_path
     loaded = _loaded
     if loaded is not None and loaded[0] == path:
@@ -145,5 +180,7 @@ def get_price_table() -> PriceTable | None:
             # A broken file is reported once (the ConfigError propagates this time), not
             # re-read for every outcome: until the setting changes there is no price table.
             _loaded = (path, None)
+            _broken = path
         _loaded = (path, table)
+        _broken = None
     return table

@@ -9,10 +9,21 @@ run end counts it in by hand. Spans that end after their run ended are not count
 
 Each run is aggregated on its own: a child run's spans count for the child, not for the parent,
 so summing ``runctx.usage.*`` over outcome events never counts a span twice.
+
+Tokens are read from every common convention (usage/conventions.py). **No double counting**:
+when a framework span (a chain, an agent, a workflow) reports the tokens of the LLM calls below
+it, only the innermost spans count. A span's tokens are added unless one of its descendants
+(in any run) already reported tokens; the descendant ends first and marks its parent, and the
+mark travels up as each marked span ends. The same rule makes two instrumentations of one call
+(e.g. openai-v2 and OpenInference wrapping the same client method, one span nested in the
+other) count once. A framework span that reports its own tokens *and* has an instrumented LLM
+call below it is not counted (the call below is). Works within one process; parents in another
+process are never marked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 
@@ -24,6 +35,8 @@ from opentelemetry.util.types import AttributeValue
 from otel_runctx import keys
 from otel_runctx.stats import count, report_error
 from otel_runctx.usage import spend
+from otel_runctx.usage.attributes import usage_attributes
+from otel_runctx.usage.conventions import LlmUsage, read_llm_usage
 from otel_runctx.usage.prices import PriceTable
 
 __all__ = ["RunUsage", "UsageRollupProcessor", "finish_run", "snapshot_run", "start_run"]
@@ -35,76 +48,97 @@ MAX_MODELS_PER_RUN = 32
 OTHER_MODEL = "(other)"
 UNKNOWN_MODEL = "(unknown)"
 
-_INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
-_OUTPUT_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
-_MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model")
+#: Most span ids remembered as "a descendant already reported tokens" (see the module docstring).
+MAX_COVERED_SPANS = 100_000
+#: Per-model token counters, in this order (RunUsage.tokens values).
+TOKEN_FIELDS = ("input", "output", "cache_read", "cache_write", "unsplit")
 
 
 @dataclass(slots=True)
 class RunUsage:
-    """What one run's spans added up to. ``tokens`` maps model -> [input, output]."""
+    """What one run's spans added up to.
+
+    ``tokens`` maps model -> [input, output, cache_read, cache_write, unsplit] (see
+    TOKEN_FIELDS; the first two are what they always were). ``providers`` and
+    ``request_models`` remember, per model, the first provider and request model reported.
+    ``nested_skipped`` counts spans whose tokens were not added because a span below them
+    already reported (the no-double-count rule).
+    """
 
     span_count: int = 0
     error_count: int = 0
     llm_calls: int = 0
     tokens: dict[str, list[int]] = field(default_factory=dict)
+    providers: dict[str, str] = field(default_factory=dict)
+    request_models: dict[str, str] = field(default_factory=dict)
+    nested_skipped: int = 0
+    bad_counts: int = 0
 
     def copy(self) -> RunUsage:
         return RunUsage(
             self.span_count,
             self.error_count,
             self.llm_calls,
-            {model: list(pair) for model, pair in self.tokens.items()},
+            {model: list(counts) for model, counts in self.tokens.items()},
+            dict(self.providers),
+            dict(self.request_models),
+            self.nested_skipped,
+            self.bad_counts,
         )
 
-    def add_tokens(self, model: str, input_tokens: int, output_tokens: int) -> None:
-        pair = self.tokens.get(model)
-        if pair is None:
+    def add_tokens(
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read: int = 0,
+        cache_write: int = 0,
+        unsplit: int = 0,
+    ) -> None:
+        counts = self.tokens.get(model)
+        if counts is None:
             if len(self.tokens) >= MAX_MODELS_PER_RUN:
                 model = OTHER_MODEL
-                pair = self.tokens.setdefault(model, [0, 0])
+                counts = self.tokens.setdefault(model, [0] * len(TOKEN_FIELDS))
             else:
-                pair = self.tokens[model] = [0, 0]
-        pair[0] += input_tokens
-        pair[1] += output_tokens
+                counts = self.tokens[model] = [0] * len(TOKEN_FIELDS)
+        while len(counts) < len(TOKEN_FIELDS):
+            counts.append(0)
+        counts[0] += input_tokens
+        counts[1] += output_tokens
+        counts[2] += cache_read
+        counts[3] += cache_write
+        counts[4] += unsplit
 
-    def to_attributes(self, prices: PriceTable | None = None) -> dict[str, AttributeValue]:
-        """The ``runctx.usage.*`` attributes; cost ones only with a price table."""
-        models = sorted(self.tokens)
-        inputs = [self.tokens[m][0] for m in models]
-        outputs = [self.tokens[m][1] for m in models]
-        attributes: dict[str, AttributeValue] = {
-            "runctx.usage.span_count": self.span_count,
-            "runctx.usage.error_count": self.error_count,
-            "runctx.usage.llm_calls": self.llm_calls,
-            "runctx.usage.input_tokens": sum(inputs),
-            "runctx.usage.output_tokens": sum(outputs),
-        }
-        if models:
-            attributes["runctx.usage.models"] = models
-            attributes["runctx.usage.input_tokens_by_model"] = inputs
-            attributes["runctx.usage.output_tokens_by_model"] = outputs
-        if prices is not None:
-            costs, unpriced = [], []
-            for model, tokens_in, tokens_out in zip(models, inputs, outputs, strict=True):
-                price = prices.price_of(model)
-                if price is None:
-                    costs.append(0.0)
-                    if tokens_in or tokens_out:
-                        unpriced.append(model)
-                else:
-                    costs.append(price.cost(tokens_in, tokens_out))
-            attributes["runctx.usage.cost"] = sum(costs)
-            attributes["runctx.usage.cost_currency"] = prices.currency
-            if models:
-                attributes["runctx.usage.cost_by_model"] = costs
-            if unpriced:
-                attributes["runctx.usage.cost_unpriced_models"] = unpriced
-        return attributes
+    def add_call(self, call: LlmUsage) -> None:
+        """Add one LLM call's usage (a span that reported tokens)."""
+        model = call.model or UNKNOWN_MODEL
+        self.llm_calls += 1
+        self.bad_counts += call.bad
+        self.add_tokens(
+            model,
+            call.input_tokens,
+            call.output_tokens,
+            call.cache_read_tokens,
+            call.cache_write_tokens,
+            call.unsplit_tokens,
+        )
+        if call.provider and model not in self.providers:
+            self.providers[model] = call.provider
+        if call.request_model and model not in self.request_models:
+            self.request_models[model] = call.request_model
+
+    def to_attributes(
+        self, prices: PriceTable | None = None, *, use_catalog: bool = True
+    ) -> dict[str, AttributeValue]:
+        """The ``runctx.usage.*`` attributes (see usage/attributes.py)."""
+        return usage_attributes(self, prices, use_catalog=use_catalog)
 
 
 _lock = threading.Lock()
 _live: dict[str, RunUsage] = {}
+# Span ids (of any run) with a descendant that already reported tokens; popped when they end.
+_covered: dict[int, bool] = {}
 _enabled = False
 
 
@@ -138,32 +172,22 @@ def live_run_count() -> int:
         return len(_live)
 
 
-def _as_token_count(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    return None
-
-
-def _first(attributes: object, names: tuple[str, ...]) -> object:
-    get = attributes.get  # type: ignore[attr-defined]
-    for name in names:
-        value = get(name)
-        if value is not None:
-            return value
-    return None
+def _mark_parent(span: ReadableSpan) -> None:
+    parent = span.parent
+    if parent is not None and not parent.is_remote:
+        _covered[parent.span_id] = True
+        if len(_covered) > MAX_COVERED_SPANS:
+            with _lock, contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                del _covered[next(iter(_covered))]
 
 
 class UsageRollupProcessor(SpanProcessor):
     """Adds each ended span of a live run to that run's usage aggregate.
 
-    Reads ``runctx.run_id`` (stamped by RunContextSpanProcessor, or set on the run's root span),
-    ``gen_ai.usage.input_tokens``/``output_tokens`` (older ``prompt_tokens``/
-    ``completion_tokens`` too) and ``gen_ai.request.model``. Token counts that are not
-    non-negative integers are ignored and counted (``usage.bad_token_count``).
+    Reads ``runctx.run_id`` (stamped by RunContextSpanProcessor, or set on the run's root span)
+    and the token attributes of every convention in usage/conventions.py. Token counts that are
+    not non-negative integers are ignored and counted (``usage.bad_token_count``). Spans a
+    sampler recorded without sampling (``RECORD_ONLY``, see RunConsistentSampler) count too.
     """
 
     def __init__(self) -> None:
@@ -177,21 +201,29 @@ class UsageRollupProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
+            own = span.context.span_id if span.context is not None else None
+            # Popped first, even for spans we do not aggregate (a run's root span ends after
+            # its aggregate is gone), so marks never outlive their span.
+            covered = bool(_covered) and own is not None and _covered.pop(own, False)
             attributes = span.attributes
             if not attributes:
+                if covered:
+                    _mark_parent(span)
                 return
             run_id = attributes.get(keys.RUN_ID)
-            if not isinstance(run_id, str) or run_id not in _live:
+            if not isinstance(run_id, str):
+                if covered:
+                    _mark_parent(span)
                 return
-            raw_in = _first(attributes, _INPUT_KEYS)
-            raw_out = _first(attributes, _OUTPUT_KEYS)
-            is_llm = raw_in is not None or raw_out is not None
-            tokens_in = _as_token_count(raw_in) if raw_in is not None else 0
-            tokens_out = _as_token_count(raw_out) if raw_out is not None else 0
-            if tokens_in is None or tokens_out is None:
-                count("usage.bad_token_count")
-                tokens_in, tokens_out = tokens_in or 0, tokens_out or 0
-            model = _first(attributes, _MODEL_KEYS) if is_llm else None
+            live = run_id in _live
+            if not live and not covered:
+                return
+            call = read_llm_usage(attributes)
+            if call is not None or covered:
+                # Innermost wins: this span's parent (in any run) must not add tokens again.
+                _mark_parent(span)
+            if not live:
+                return
             failed = span.status.status_code is StatusCode.ERROR
             with _lock:
                 usage = _live.get(run_id)
@@ -199,17 +231,18 @@ class UsageRollupProcessor(SpanProcessor):
                     return
                 usage.span_count += 1
                 usage.error_count += failed
-                if is_llm:
-                    usage.llm_calls += 1
-                    usage.add_tokens(
-                        model if isinstance(model, str) and model else UNKNOWN_MODEL,
-                        tokens_in,
-                        tokens_out,
-                    )
-            if is_llm:  # budget hook (otel_runctx.usage.spend)
-                spend.on_llm_usage(
-                    run_id, model if isinstance(model, str) else None, tokens_in, tokens_out
-                )
+                if call is not None:
+                    if covered:
+                        usage.nested_skipped += 1
+                    else:
+                        usage.add_call(call)
+            if call is not None and call.bad:
+                count("usage.bad_token_count")
+            if call is not None and covered:
+                count("usage.nested_tokens_skipped")
+            if call is not None and not covered:  # budget hook (otel_runctx.usage.spend)
+                model = call.request_model or call.model  # as budgets priced it before
+                spend.on_llm_usage(run_id, model, call.input_tokens, call.output_tokens)
         except Exception as error:
             report_error("usage_processor.on_end", error)
 

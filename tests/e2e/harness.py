@@ -12,9 +12,11 @@ This module must not import ``otel_runctx``: it tests that package from the outs
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -33,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any, TypedDict, TypeVar
 
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -435,6 +438,31 @@ class SinkRequest:
     status: int
 
 
+_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
+
+
+def otlp_json_line(request: Message) -> str:
+    """One export request as the collector's ``file`` exporter writes it, without a newline.
+
+    That is the OTLP JSON mapping: camelCase names, 64-bit integers as strings, enums as
+    numbers, and (unlike protobuf's own JSON mapping, which uses base64) ids in hex.
+    """
+    return json.dumps(_hex_ids(MessageToDict(request, use_integers_for_enums=True)))
+
+
+def _hex_ids(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: base64.b64decode(value).hex()
+            if key in _ID_FIELDS and isinstance(value, str)
+            else _hex_ids(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_hex_ids(item) for item in node]
+    return node
+
+
 def _decompress(body: bytes, encoding: str) -> bytes:
     """Undo ``Content-Encoding`` (rotel's OTLP/HTTP exporter gzips by default)."""
     encoding = encoding.strip().lower()
@@ -475,6 +503,7 @@ class _SinkHandler(BaseHTTPRequestHandler):
         except (OSError, ValueError, zlib.error, DecodeError) as exc:
             self.server.sink._record_error(f"{self.path}: cannot decode body: {exc!r}")
             return 400, b""
+        self.server.sink._write_json_line(request)
         self.server.sink._store(route.signal, route.decode(request))
         return 200, route.response_type().SerializeToString()
 
@@ -532,11 +561,14 @@ class Sink:
     """An OTLP/HTTP receiver on a loopback port that keeps what it receives as plain dicts.
 
     Point a collector's OTLP/HTTP exporter at ``endpoint``. Every accessor returns copies and is
-    safe to call from any thread while exports keep arriving.
+    safe to call from any thread while exports keep arriving. With ``json_lines`` it also
+    appends every request it accepts to that file as OTLP JSON, one request per line, as the
+    collector's ``file`` exporter does.
     """
 
-    def __init__(self, host: str = LOOPBACK) -> None:
+    def __init__(self, host: str = LOOPBACK, *, json_lines: Path | None = None) -> None:
         self._host = host
+        self._json_lines = json_lines
         self._lock = threading.Lock()
         self._items: dict[str, list[Any]] = {"traces": [], "logs": [], "metrics": []}
         self._requests: list[SinkRequest] = []
@@ -585,6 +617,14 @@ class Sink:
     def endpoint(self) -> str:
         """Base URL for an OTLP/HTTP exporter, e.g. ``http://127.0.0.1:4318``."""
         return f"http://{self._host}:{self.port}"
+
+    def _write_json_line(self, request: Message) -> None:
+        """Append one request to the ``json_lines`` file (when the sink has one)."""
+        if self._json_lines is None:
+            return
+        line = otlp_json_line(request) + "\n"
+        with self._lock, self._json_lines.open("a", encoding="utf-8") as handle:
+            handle.write(line)
 
     def _store(self, signal_name: str, items: list[Any]) -> None:
         """Append decoded items of one signal."""

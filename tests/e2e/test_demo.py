@@ -31,8 +31,9 @@ def test_demo_report_matches_the_pipelines_own_books(apps: AppRunner, tmp_path: 
         timeout=120,
     )
     printed = demo.output()
-    for expected in ("[6/6]", "Per customer", "Per workflow", "Runs (", "acme", "initech"):
+    for expected in ("[6/6]", "Per customer", "Per workflow", "Top events", "Runs (", "acme"):
         assert expected in printed, expected
+    assert (out / "report.html").exists()
 
     truth = json.loads((out / "ground-truth.json").read_text())["customers"]
     done = subprocess.run(
@@ -119,3 +120,7 @@ def test_make_demo_runs_green_in_a_fresh_copy_of_the_repository(tmp_path: Path) 
         assert expected in printed, (expected, printed[-3000:])
     assert "0 spans outside any run; 0 unparsable lines" in printed, printed[-3000:]
     assert (copy / "demo-output" / "telemetry.jsonl").stat().st_size > 0
+    # It ends by saying where the page is, and the page is there.
+    page = copy / "demo-output" / "report.html"
+    assert done.stdout.rstrip().splitlines()[-1].startswith(f"demo: the report as a page: {page}")
+    assert page.read_text().count('data-chart="cost"') == 3

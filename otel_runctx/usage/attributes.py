@@ -1,0 +1,96 @@
+"""The ``runctx.usage.*`` attributes of one run's usage, priced (see usage/pricing.py).
+
+Totals: ``span_count``, ``error_count``, ``llm_calls``, ``input_tokens``, ``output_tokens``,
+``cache_read_tokens``, ``cache_write_tokens``, ``unsplit_tokens``, ``nested_skipped``.
+Per model, as parallel lists sorted by model: ``models``, ``providers`` ("" if unknown),
+``input_tokens_by_model``, ``output_tokens_by_model``, ``cache_read_tokens_by_model``.
+Cost (when any source priced a model): ``cost`` (float), ``cost_decimal`` (the exact decimal
+sum as a string, for exact totals downstream), ``cost_currency``, ``cost_by_model``,
+``cost_source_by_model`` ("local", "genai-prices" or "unpriced"), and
+``cost_unpriced_models`` (models with tokens that no source could price).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from opentelemetry.util.types import AttributeValue
+
+from otel_runctx.usage.prices import PriceTable
+from otel_runctx.usage.pricing import genai_prices_available, price_model
+
+if TYPE_CHECKING:
+    from otel_runctx.usage.rollup import RunUsage
+
+__all__ = ["usage_attributes"]
+
+_UNPRICED = "unpriced"
+
+
+def _counts(usage: RunUsage, model: str) -> list[int]:
+    counts = usage.tokens[model]
+    return counts + [0] * (5 - len(counts))
+
+
+def usage_attributes(
+    usage: RunUsage, prices: PriceTable | None = None, *, use_catalog: bool = True
+) -> dict[str, AttributeValue]:
+    """The attributes for ``usage``; cost ones when a local table or genai-prices is there."""
+    models = sorted(usage.tokens)
+    counts = [_counts(usage, model) for model in models]
+    attributes: dict[str, AttributeValue] = {
+        "runctx.usage.span_count": usage.span_count,
+        "runctx.usage.error_count": usage.error_count,
+        "runctx.usage.llm_calls": usage.llm_calls,
+        "runctx.usage.input_tokens": sum(c[0] for c in counts),
+        "runctx.usage.output_tokens": sum(c[1] for c in counts),
+        "runctx.usage.cache_read_tokens": sum(c[2] for c in counts),
+        "runctx.usage.cache_write_tokens": sum(c[3] for c in counts),
+    }
+    unsplit = sum(c[4] for c in counts)
+    if unsplit:
+        attributes["runctx.usage.unsplit_tokens"] = unsplit
+    if usage.nested_skipped:
+        attributes["runctx.usage.nested_skipped"] = usage.nested_skipped
+    if models:
+        attributes["runctx.usage.models"] = models
+        attributes["runctx.usage.providers"] = [usage.providers.get(m, "") for m in models]
+        attributes["runctx.usage.input_tokens_by_model"] = [c[0] for c in counts]
+        attributes["runctx.usage.output_tokens_by_model"] = [c[1] for c in counts]
+        attributes["runctx.usage.cache_read_tokens_by_model"] = [c[2] for c in counts]
+    catalog = use_catalog and genai_prices_available()
+    if prices is None and not catalog:
+        return attributes
+    total = Decimal(0)
+    costs: list[float] = []
+    sources: list[str] = []
+    unpriced: list[str] = []
+    for model, model_counts in zip(models, counts, strict=True):
+        priced = price_model(
+            model,
+            usage.request_models.get(model),
+            usage.providers.get(model),
+            model_counts,
+            prices,
+            use_catalog=catalog,
+        )
+        if priced is None:
+            costs.append(0.0)
+            sources.append(_UNPRICED)
+            if any(model_counts):
+                unpriced.append(model)
+            continue
+        cost, source = priced
+        total += cost
+        costs.append(float(cost))
+        sources.append(source)
+    attributes["runctx.usage.cost"] = float(total)
+    attributes["runctx.usage.cost_decimal"] = str(total)
+    attributes["runctx.usage.cost_currency"] = prices.currency if prices is not None else "USD"
+    if models:
+        attributes["runctx.usage.cost_by_model"] = costs
+        attributes["runctx.usage.cost_source_by_model"] = sources
+    if unpriced:
+        attributes["runctx.usage.cost_unpriced_models"] = unpriced
+    return attributes
