@@ -28,6 +28,7 @@ demo:
 fuzz: $(STAMP)
 	RUNCTX_FUZZ_EXAMPLES=$${RUNCTX_FUZZ_EXAMPLES:-20000} $(PY) -m pytest -q tests/test_fuzz_*.py
 
+# Slow, bounded stress tests (minutes each; tests marked `stress`); .ci/run runs them after make test.
 stress: $(STAMP)
 	RUNCTX_STRESS=1 $(PY) -m pytest -q -m stress
 

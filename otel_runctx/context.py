@@ -28,6 +28,7 @@ from otel_runctx.validation import (
     check_deadline,
     check_run_id,
     check_text,
+    lenient_text,
     parse_attempt,
     parse_deadline,
 )
@@ -49,6 +50,10 @@ _RUN_CONTEXT_KEY = otel_context.create_key("runctx.run_context")
 _is_canonical_uuid = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ).fullmatch
+
+
+def _data_field(name: str, value: object) -> str:
+    return lenient_text(name, value, strict=get_settings().strict)
 
 
 class RunStatus(str, enum.Enum):
@@ -161,13 +166,18 @@ class RunContext:
         environment: str | None = None,
         deadline_seconds: float | None = None,
     ) -> RunContext:
-        """Start a new top-level run. Raises ValueError on an invalid field."""
+        """Start a new top-level run.
+
+        An invalid ``event_id``/``customer_id``/``tenant_id`` is made safe (see
+        :func:`otel_runctx.validation.lenient_text`) unless ``OTEL_RUNCTX_STRICT=true``; an
+        invalid ``workflow`` (code, not data) always raises ValueError.
+        """
         return cls(
             run_id=generate_run_id(),
             workflow=workflow,
-            event_id=event_id,
-            customer_id=customer_id,
-            tenant_id=tenant_id,
+            event_id=_data_field("event_id", event_id),
+            customer_id=_data_field("customer_id", customer_id),
+            tenant_id=None if tenant_id is None else _data_field("tenant_id", tenant_id),
             environment=environment or get_settings().environment,
             deadline=_deadline_from_now(deadline_seconds),
         )
@@ -192,10 +202,14 @@ class RunContext:
         return RunContext(
             run_id=generate_run_id(),
             workflow=workflow,
-            event_id=event_id if event_id is not None else self.event_id,
-            customer_id=customer_id if customer_id is not None else self.customer_id,
-            tenant_id=tenant_id if tenant_id is not None else self.tenant_id,
-            environment=self.environment,
+            event_id=self.event_id if event_id is None else _data_field("event_id", event_id),
+            customer_id=(
+                self.customer_id if customer_id is None else _data_field("customer_id", customer_id)
+            ),
+            tenant_id=self.tenant_id if tenant_id is None else _data_field("tenant_id", tenant_id),
+            # This process's environment, not an inbound run's: a run created here runs here,
+            # and an inbound value must not mint a new metric series per request.
+            environment=get_settings().environment,
             parent_run_id=self.run_id,
             root_run_id=self.root_run_id,
             deadline=deadline,

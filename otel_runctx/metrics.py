@@ -12,14 +12,26 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import stats
 
-__all__ = ["COUNTER_ATTRIBUTE", "INSTRUMENT_NAME", "register_stats_instruments"]
+__all__ = [
+    "COUNTER_ATTRIBUTE",
+    "INSTRUMENT_NAME",
+    "OVERFLOW_ATTRIBUTES",
+    "SeriesCap",
+    "register_stats_instruments",
+]
+
+#: The one attribute set every data point beyond an instrument's cap is recorded under (the
+#: name OpenTelemetry's metrics SDK specification uses for its cardinality limit).
+OVERFLOW_ATTRIBUTES: Mapping[str, AttributeValue] = MappingProxyType({"otel.metric.overflow": True})
 
 INSTRUMENT_NAME = "otel_runctx.events"
 COUNTER_ATTRIBUTE = "otel_runctx.counter"
@@ -57,3 +69,33 @@ def _observe(options: CallbackOptions) -> Iterable[Observation]:
         ]
     except Exception:
         return []
+
+
+class SeriesCap:
+    """At most ``cap`` distinct attribute sets for one instrument; the rest share the overflow.
+
+    Dimension values can come from inbound data (a customer id, a workflow name from another
+    service), and every distinct set is a series the SDK keeps forever: without a cap, hostile
+    or merely diverse traffic grows memory without bound. Remembered sets are the only state,
+    so memory is bounded by ``cap``. Each overflowed data point counts
+    ``metrics.series_overflow``.
+    """
+
+    __slots__ = ("_cap", "_lock", "_seen")
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._lock = threading.Lock()
+        self._seen: set[tuple[tuple[str, AttributeValue], ...]] = set()
+
+    def admit(self, attributes: Mapping[str, AttributeValue]) -> Mapping[str, AttributeValue]:
+        """``attributes`` if its series exists or fits under the cap, else the overflow set."""
+        key = tuple(sorted(attributes.items()))
+        with self._lock:
+            if key in self._seen:
+                return attributes
+            if len(self._seen) < self._cap:
+                self._seen.add(key)
+                return attributes
+        stats.count("metrics.series_overflow")
+        return OVERFLOW_ATTRIBUTES

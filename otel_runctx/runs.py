@@ -34,6 +34,8 @@ _PENDING_RETRY = otel_context.create_key("otel_runctx.pending_retry")
 
 T = TypeVar("T")
 
+# The scope entry (a private RunScope copy) whose run is active, so ``__exit__`` finds its own.
+_ENTRY_KEY = otel_context.create_key("runctx.run_scope_entry")
 _tracer_for: tuple[object, Tracer] | None = None
 
 
@@ -66,14 +68,22 @@ class RunScope:
 
     ``open()``/``close()`` are split from ``__enter__``/``__exit__`` so that wrappers which must
     activate the run only while user code runs (generators) can re-enter the same run.
+
+    One object may be entered many times, nested or from several threads and tasks at once:
+    each ``with``/``async with`` works on a private copy (its own run, span and token), kept in
+    the OTel Context it attaches, so each exit ends exactly the run its entry started.
+    ``run``/``span``/``context`` show the most recent entry.
     """
 
     __slots__ = (
         "_budget",
         "_customer_id",
         "_deadline_seconds",
+        "_entries",
         "_event_id",
         "_kind",
+        "_outer",
+        "_owner",
         "_preset",
         "_retry_of",
         "_tenant_id",
@@ -109,6 +119,9 @@ class RunScope:
         self._deadline_seconds = deadline_seconds
         self._kind = kind
         self._token: object | None = None
+        self._entries: list[RunScope] = []
+        self._owner: RunScope | None = None
+        self._outer: object = None
         self.run: RunContext | None = None
         self.span: Span | None = None
         self.context: otel_context.Context | None = None
@@ -197,11 +210,39 @@ class RunScope:
             span.set_status(Status(StatusCode.ERROR, "deadline passed"))
         span.end()
 
+    def _copy(self) -> RunScope:
+        return RunScope(
+            self._workflow,
+            event_id=self._event_id,
+            customer_id=self._customer_id,
+            tenant_id=self._tenant_id,
+            deadline_seconds=self._deadline_seconds,
+            kind=self._kind,
+            run_context=self._preset,
+            retry_of=self._retry_of,
+            budget=self._budget,
+        )
+
     def __enter__(self) -> RunContext:
-        context = self.open()
-        self._token = otel_context.attach(context)
-        assert self.run is not None
-        return self.run
+        entry = self._copy()
+        context = entry.open()
+        entry._owner, entry._outer = self, otel_context.get_value(_ENTRY_KEY)
+        entry._token = otel_context.attach(otel_context.set_value(_ENTRY_KEY, entry, context))
+        self._entries.append(entry)
+        self.run, self.span, self.context = entry.run, entry.span, entry.context
+        assert entry.run is not None
+        return entry.run
+
+    def _own_entry(self) -> RunScope | None:
+        """This scope's innermost entry in the current context (else its latest one)."""
+        found = otel_context.get_value(_ENTRY_KEY)
+        for _ in range(1000):  # bounded: entries chain through their outer entries
+            if not isinstance(found, RunScope) or found._owner is self:
+                break
+            found = found._outer
+        if isinstance(found, RunScope) and found._owner is self and found in self._entries:
+            return found
+        return self._entries[-1] if self._entries else None
 
     def __exit__(
         self,
@@ -209,10 +250,14 @@ class RunScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        entry = self._own_entry()
+        if entry is None:
+            return
+        self._entries.remove(entry)
         try:
-            self.close(exc)
+            entry.close(exc)
         finally:
-            token, self._token = self._token, None
+            token, entry._token = entry._token, None
             if token is not None:
                 otel_context.detach(token)  # type: ignore[arg-type]
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote
 
+from otel_runctx.validation import check_text
+
 PropagationMode = Literal["lean", "full"]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 InboundPolicy = Literal["trust", "verify", "ignore"]
@@ -32,6 +34,10 @@ ENV_OUTCOME_SPOOL_MAX_MB = "OTEL_RUNCTX_OUTCOME_SPOOL_MAX_MB"
 ENV_OUTCOME_METRICS_CUSTOMER = "OTEL_RUNCTX_OUTCOME_METRICS_CUSTOMER"
 ENV_PRICES = "OTEL_RUNCTX_PRICES"
 ENV_JSONL_PATH = "OTEL_RUNCTX_JSONL_PATH"
+ENV_STRICT = "OTEL_RUNCTX_STRICT"
+ENV_SIGNATURE_MAX_AGE = "OTEL_RUNCTX_SIGNATURE_MAX_AGE"
+ENV_SHUTDOWN_TIMEOUT = "OTEL_RUNCTX_SHUTDOWN_TIMEOUT"
+ENV_METRICS_SERIES_CAP = "OTEL_RUNCTX_METRICS_SERIES_CAP"
 ENV_SPAN_ATTRIBUTES = "OTEL_RUNCTX_SPAN_ATTRIBUTES"
 ENV_LOCAL = "OTEL_RUNCTX_LOCAL"
 ENV_DEFAULT_BUDGET_COST = "OTEL_RUNCTX_DEFAULT_BUDGET_COST"
@@ -97,6 +103,14 @@ class Settings:
     signing_keys: tuple[SigningKey, ...] = ()
     #: Where the ``runctx_jsonl`` exporters append, one JSON object per line (relative: to the cwd).
     jsonl_path: str = DEFAULT_JSONL_PATH
+    #: Raise on an invalid id from data instead of starting the run with a safe value.
+    strict: bool = False
+    #: Oldest accepted inbound signature, in seconds since its issued-at time.
+    signature_max_age: int = 300
+    #: Seconds a graceful shutdown (SIGTERM, pool worker exit) may spend exporting buffers.
+    shutdown_timeout: float = 10.0
+    #: Distinct attribute sets per otel-runctx metric instrument before the overflow series.
+    metrics_series_cap: int = 1000
     #: The ``runctx.*`` keys stamped on every span and log record (the root span and the outcome
     #: event always carry all of them).
     span_attribute_keys: tuple[str, ...] = tuple(f"runctx.{name}" for name in LEAN_SPAN_FIELDS)
@@ -127,6 +141,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inbound=inbound,  # type: ignore[arg-type]
         signing_keys=signing_keys,
         jsonl_path=env.get(ENV_JSONL_PATH, "").strip() or DEFAULT_JSONL_PATH,
+        strict=_flag(env, ENV_STRICT, False),
+        signature_max_age=_positive_int(env, ENV_SIGNATURE_MAX_AGE, 300),
+        shutdown_timeout=float(_positive_int(env, ENV_SHUTDOWN_TIMEOUT, 10)),
+        metrics_series_cap=_positive_int(env, ENV_METRICS_SERIES_CAP, 1000),
         span_attribute_keys=_span_attribute_keys(env),
         local=local_mode(env),
         default_budget_cost=_positive_number(env, ENV_DEFAULT_BUDGET_COST),
@@ -167,14 +185,25 @@ def reload_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _environment(env: Mapping[str, str]) -> str:
+    """The run environment; one that could not be a run field stops startup, not every run."""
     explicit = env.get(ENV_ENVIRONMENT, "").strip()
     if explicit:
-        return explicit
+        return _usable_environment(ENV_ENVIRONMENT, explicit)
     resource = parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
     for key in _RESOURCE_ENVIRONMENT_KEYS:
         if resource.get(key):
-            return resource[key]
+            return _usable_environment(f"OTEL_RESOURCE_ATTRIBUTES ({key})", resource[key])
     return DEFAULT_ENVIRONMENT
+
+
+def _usable_environment(source: str, value: str) -> str:
+    try:
+        return check_text("environment", value)
+    except ValueError as error:
+        raise ConfigError(
+            f"{source}={value[:40]!r}{'...' if len(value) > 40 else ''} cannot be a run's "
+            f"environment: {error}; accepted: 1-256 characters without control characters"
+        ) from None
 
 
 def _span_attribute_keys(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -247,7 +276,10 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw:
         return default
     if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
-        raise ConfigError(f"{name}={env[name]!r} is not valid; expected a positive integer")
+        raise ConfigError(
+            f"{name}={env[name]!r} is not valid; accepted values: a positive integer "
+            f"(default: {default})"
+        )
     return int(raw)
 
 

@@ -8,9 +8,13 @@ length is capped first, so hostile input costs bounded time.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import threading
 import uuid
+
+from otel_runctx import stats
 
 #: Longest accepted id, workflow name, environment or tenant, in characters.
 MAX_VALUE_LENGTH = 256
@@ -31,6 +35,66 @@ def check_text(name: str, value: object) -> str:
     if _CONTROL_CHARACTERS.search(value):
         raise ValueError(f"{name} must not contain control characters")
     return value
+
+
+#: What an unusable id from data becomes in lenient mode (the default; see :func:`safe_text`).
+INVALID_MARKER = "invalid"
+
+
+def safe_text(name: str, value: object) -> str:
+    """``value`` made usable as field ``name``: an int becomes its decimal string, anything
+    else that fails :func:`check_text` becomes :data:`INVALID_MARKER`.
+
+    For ids that come from data (an extractor's return value, a request field): such a value
+    must not stop the business code it describes. ``None`` is not data but a missing argument
+    and still raises.
+    """
+    if value is None:
+        raise ValueError(f"{name} is required")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    try:
+        return check_text(name, value)
+    except ValueError:
+        return INVALID_MARKER
+
+
+_logger = logging.getLogger("otel_runctx")
+_logged_fields: set[str] = set()
+_logged_lock = threading.Lock()
+
+
+def lenient_text(name: str, value: object, *, strict: bool) -> str:
+    """An id from the caller (often from data): checked, and made safe unless ``strict``.
+
+    Lenient (the default): an invalid value starts the run anyway with :func:`safe_text`'s
+    replacement, counted as ``validation.invalid_<name>`` and logged once per field. Strict
+    (``OTEL_RUNCTX_STRICT=true``, for tests and development): the ValueError reaches the
+    caller. ``None`` (a missing id) always raises.
+    """
+    try:
+        return check_text(name, value)
+    except ValueError as error:
+        if value is None or strict:
+            raise
+        problem = str(error)
+    safe = safe_text(name, value)
+    stats.count(f"validation.invalid_{name}")
+    with _logged_lock:
+        first = name not in _logged_fields
+        _logged_fields.add(name)
+    if first:
+        _logger.warning(
+            "otel-runctx: a run was started with an invalid %s (%s); it runs with %s=%r "
+            "instead (counted as validation.invalid_%s; logged once per field; "
+            "OTEL_RUNCTX_STRICT=true raises instead)",
+            name,
+            problem,
+            name,
+            safe,
+            name,
+        )
+    return safe
 
 
 def check_run_id(name: str, value: object) -> str:

@@ -63,3 +63,15 @@ def instrumented() -> Iterator[None]:
         yield
     finally:
         instrumentor.uninstrument()
+
+
+@pytest.fixture
+def strict() -> Iterator[None]:
+    """``OTEL_RUNCTX_STRICT=true`` for the test: invalid ids from data raise."""
+    from otel_runctx.settings import reload_settings
+
+    reload_settings({"OTEL_RUNCTX_STRICT": "true"})
+    try:
+        yield
+    finally:
+        reload_settings()

@@ -44,11 +44,12 @@ LAYERS: list[set[str]] = [
     {"keys", "ids", "validation", "settings", "config", "environment_variables", "stats"},
     # budget: the Budget value and its arithmetic (RunContext.remaining_budget returns one);
     # run_local: per-run values kept in the run's shared state, next to its cancellation.
-    {"budget", "context", "metrics", "instrumentation", "run_local"},
+    {"budget", "context", "metrics", "run_local"},
     # sampling (issue 10) reads the run from the parent context like processors do.
     {"processors", "propagation", "sampling", "usage"},
     {"outcomes"},
-    {"runs", "decorators", "extractors", "isolation"},
+    # instrumentation runs pool jobs as child runs (issue 12), so it sits with the run scopes.
+    {"runs", "decorators", "extractors", "isolation", "instrumentation"},
     # Integrations with third-party libraries (tenacity, celery) build on the run scopes.
     {"integrations"},
     {"exporters"},

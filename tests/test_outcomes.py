@@ -409,3 +409,26 @@ def test_runs_counter_and_duration_histogram_by_workflow_and_status(
         assert point.attributes["runctx.workflow"] == "metered"
         assert "runctx.customer_id" not in point.attributes
     assert sum(p.count for p in points["runctx.run.duration"]) == 2
+
+
+def test_run_metric_series_are_capped_with_one_overflow_series(
+    metric_reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_runctx.metrics import SeriesCap
+
+    monkeypatch.setattr(outcome_delivery, "_caps", (SeriesCap(5), SeriesCap(5)))
+    monkeypatch.setattr(outcome_delivery, "_caps_for", outcome_delivery._instruments)
+    for index in range(50):
+        with run(f"workflow-{index}", event_id="e", customer_id="c"):
+            pass
+    data = metric_reader.get_metrics_data()
+    assert data is not None
+    found = [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+    assert {m.name for m in found} >= {"runctx.runs", "runctx.run.duration"}
+    for metric in found:
+        points = list(metric.data.data_points)
+        assert len(points) == 6, metric.name  # the cap + the overflow series
+        overflow = [p for p in points if dict(p.attributes or {}) == {"otel.metric.overflow": True}]
+        assert len(overflow) == 1
+        if metric.name == "runctx.runs":
+            assert overflow[0].value == 45

@@ -62,7 +62,7 @@ def test_environment_comes_from_settings_unless_given() -> None:
         ("customer_id", 42),
     ],
 )
-def test_create_rejects_invalid_fields(field: str, value: object) -> None:
+def test_create_rejects_invalid_fields_when_strict(field: str, value: object, strict: None) -> None:
     with pytest.raises(ValueError, match=field):
         make(**{field: value})
 

@@ -229,7 +229,9 @@ def test_isolation_in_a_16_worker_pool() -> None:
         outcomes = list(requests.map(lambda i: request(pool, i), range(32)))
     results = [ok for per_thread in outcomes for ok in per_thread]
     assert len(results) == 32 * 10 * 6 and all(results)
-    assert len(workers) == 16  # the jobs of different runs really shared the workers
+    # 1,600 jobs of 320 runs on at most 16 workers: jobs of different runs shared workers. How
+    # many threads the pool starts depends on timing (it starts one only when none is idle).
+    assert 1 < len(workers) <= 16
 
 
 def runs_leave_no_state(count: int, spans: InMemorySpanExporter, trace_allocations: bool) -> None:

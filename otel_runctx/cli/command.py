@@ -8,6 +8,7 @@ environment an app runs in. ``report`` reads files with DuckDB and draws tables 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -91,8 +92,10 @@ def _parser() -> argparse.ArgumentParser:
 def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     if args.configure:
         from otel_runctx.distro.configure import configure
+        from otel_runctx.settings import ConfigError
 
-        configure()
+        with contextlib.suppress(ConfigError):  # diagnose() reports the bad setting
+            configure()
     diagnosis = diagnose()
     status = 1 if diagnosis.problems else 0
     try:

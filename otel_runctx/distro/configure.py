@@ -10,6 +10,7 @@ variables mean the same thing on both paths.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Literal
@@ -39,6 +40,8 @@ __all__ = ["ConfigureResult", "ProviderAction", "configure"]
 ProviderAction = Literal["attached", "already", "created", "absent", "foreign"]
 
 _lock = threading.Lock()
+#: Whether the first configure() adopted a run handed over in TRACEPARENT/BAGGAGE (once only).
+_adopted: list[bool] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,10 @@ class ConfigureResult:
     span_processors_added: tuple[str, ...] = ()
     log_processors_added: tuple[str, ...] = ()
     propagators: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        """Always true: ``configure()`` either did its work or raised ConfigError."""
+        return True
 
     def __str__(self) -> str:
         return (
@@ -76,10 +83,19 @@ def configure(
     ``create_missing``: when neither global provider exists, build both (and the meter
     provider) from ``OTEL_*`` env, with the distro's defaults (OTLP) for unset exporters.
     Safe to call more than once and from several threads: processors are added once.
+
+    Raises :class:`otel_runctx.settings.ConfigError` (before touching any provider) when an
+    ``OTEL_RUNCTX_*`` value is unusable. Also makes SIGTERM export what is buffered
+    (:mod:`otel_runctx.distro.shutdown`), and the first call adopts a run handed over by a
+    parent process in ``TRACEPARENT``/``BAGGAGE`` as the inbound run of the calling thread.
     """
     # Imported here: the entry points pull in opentelemetry-instrumentation, needed only now.
     from otel_runctx.distro import entry_points
+    from otel_runctx.distro.shutdown import install_shutdown_flush
+    from otel_runctx.instrumentation.processes import adopt_process_carrier
 
+    entry_points.validate_configuration()
+    install_shutdown_flush()
     with _lock:
         tracer = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
         logger = logger_provider if logger_provider is not None else get_logger_provider()
@@ -100,6 +116,8 @@ def configure(
             propagation = "kept"
         else:
             propagation = "installed" if entry_points.ensure_propagator() else "already"
+        if not _adopted:
+            _adopted.append(adopt_process_carrier(os.environ))
         return ConfigureResult(
             tracer_provider=tracer_action,
             logger_provider=logger_action,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 from urllib.parse import quote
 
@@ -41,8 +42,16 @@ from otel_runctx.distro.attach import (
 )
 from otel_runctx.distro.defaults import local_defaults, logging_defaults
 from otel_runctx.distro.outcome_wiring import wire_outcome_delivery
-from otel_runctx.settings import resource_environment_default
+from otel_runctx.distro.shutdown import install_shutdown_flush
+from otel_runctx.instrumentation.processes import adopt_process_carrier
+from otel_runctx.settings import (
+    ConfigError,
+    reload_settings,
+    resource_environment_default,
+    unknown_runctx_variables,
+)
 from otel_runctx.stats import report_error
+from otel_runctx.usage.prices import get_price_table
 
 __all__ = [
     "RunContextConfigurator",
@@ -53,6 +62,8 @@ __all__ = [
     "ensure_propagator",
     "pre_instrument",
     "user_chose_propagators",
+    "validate_configuration",
+    "validate_or_exit",
 ]
 
 _logger = logging.getLogger("otel_runctx")
@@ -64,6 +75,49 @@ DISTRO_DEFAULTS = {
     "OTEL_LOGS_EXPORTER": "otlp",
     "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
 }
+
+
+#: Exit status when ``opentelemetry-instrument`` stops the process for bad configuration.
+CONFIG_ERROR_EXIT_STATUS = 78  # EX_CONFIG (sysexits.h)
+
+_validated = False
+
+
+def validate_configuration() -> None:
+    """Read every ``OTEL_RUNCTX_*`` setting now; raise ConfigError if one is unusable.
+
+    Unknown ``OTEL_RUNCTX_*`` names get one warning each, with the closest known name. The price
+    file is read here too, so a broken one is a startup error rather than a first-run surprise.
+    """
+    global _validated
+    reload_settings()
+    get_price_table()
+    _validated = True
+    for name, closest in unknown_runctx_variables(os.environ):
+        hint = f"; did you mean {closest}?" if closest else ""
+        _logger.warning("otel-runctx: %s is not a setting otel-runctx knows%s", name, hint)
+
+
+def validate_or_exit() -> None:
+    """:func:`validate_configuration`, and on ConfigError stop the process before the app runs.
+
+    Runs inside ``opentelemetry-instrument``'s start-up (sitecustomize), which catches every
+    ``Exception`` and carries on, and where ``SystemExit`` becomes a "Fatal Python error" with a
+    traceback. So the one message goes to stderr and the process leaves through ``os._exit``:
+    nothing of the app has run yet, so there is nothing for atexit to do.
+    """
+    if _validated:
+        return
+    try:
+        validate_configuration()
+    except ConfigError as error:
+        try:
+            sys.stderr.write(
+                f"otel-runctx: invalid configuration, the application was not started: {error}\n"
+            )
+            sys.stderr.flush()
+        finally:
+            os._exit(CONFIG_ERROR_EXIT_STATUS)
 
 
 def apply_env_defaults(*, logging_handler: bool = False) -> None:
@@ -128,6 +182,7 @@ class RunContextDistro(BaseDistro):  # type: ignore[misc]
     """``opentelemetry_distro: runctx``: OTLP by default, run propagation on by default."""
 
     def _configure(self, **kwargs: Any) -> None:
+        validate_or_exit()
         apply_env_defaults(logging_handler=True)
         try:
             ensure_propagator()
@@ -144,6 +199,7 @@ class RunContextConfigurator(_OTelSDKConfigurator):
     """
 
     def _configure(self, **kwargs: Any) -> None:
+        validate_or_exit()
         if os.environ.get("OTEL_CONFIG_FILE", "").strip():
             super()._configure(**kwargs)  # type: ignore[no-untyped-call]
             try:
@@ -175,9 +231,12 @@ def pre_instrument() -> None:
     configurator or ``OTEL_CONFIG_FILE`` built the SDK stamps no span at all. Never raises:
     an exception here would stop ``opentelemetry-instrument`` from instrumenting the app.
     """
+    validate_or_exit()
     try:
         done = ensure_attached()
         ensure_propagator()
+        install_shutdown_flush()
+        adopt_process_carrier(os.environ)
         for name, result in done.items():
             if result.added:
                 _logger.debug("otel-runctx attached %s to the global %s", result.added, name)

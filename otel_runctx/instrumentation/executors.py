@@ -5,6 +5,8 @@ The stdlib does not copy context into ``ThreadPoolExecutor.submit`` (so ``Execut
 or on a reused pool worker with whatever a previous job left behind. This instrumentor copies the
 SUBMITTING context into each job, a fresh copy per job (``contextvars.copy_context()``), and the
 starting context into each thread (``Thread`` subclasses that override ``run()`` included).
+Process-pool jobs run in a child run of the submitter's, and subprocesses get the run in their
+own environment (see :mod:`otel_runctx.instrumentation.processes`).
 
 It coexists with opentelemetry-instrumentation-threading: each wraps the same methods with its
 own wrapt layer, in either order. Since another instrumentor's ``unwrap`` can remove whichever
@@ -16,6 +18,8 @@ in place instead of stacking a second one.
 from __future__ import annotations
 
 import contextvars
+import multiprocessing.pool
+import subprocess
 import threading
 from collections.abc import Callable, Collection
 from concurrent import futures
@@ -24,6 +28,7 @@ from typing import Any
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from otel_runctx.instrumentation import processes
 from otel_runctx.instrumentation._jobs import ContextJob, call_in_empty_context
 from otel_runctx.stats import report_error
 
@@ -100,9 +105,32 @@ def _wrap_thread_start(
         raise
 
 
+def _wrap_process_pool(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    # multiprocessing's ThreadPool is a Pool subclass whose jobs stay in this process.
+    if not _State.enabled or isinstance(instance, multiprocessing.pool.ThreadPool):
+        return wrapped(*args, **kwargs)
+    return processes.wrap_process_submit(wrapped, instance, args, kwargs)
+
+
+def _wrap_popen(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if not _State.enabled:
+        return wrapped(*args, **kwargs)
+    return processes.wrap_popen_init(wrapped, instance, args, kwargs)
+
+
 _TARGETS: tuple[tuple[type, str, _Wrapper], ...] = (
     (futures.ThreadPoolExecutor, "submit", _wrap_submit),
     (threading.Thread, "start", _wrap_thread_start),
+    (futures.ProcessPoolExecutor, "submit", _wrap_process_pool),
+    (multiprocessing.pool.Pool, "apply_async", _wrap_process_pool),
+    (multiprocessing.pool.Pool, "_map_async", _wrap_process_pool),
+    (multiprocessing.pool.Pool, "imap", _wrap_process_pool),
+    (multiprocessing.pool.Pool, "imap_unordered", _wrap_process_pool),
+    (subprocess.Popen, "__init__", _wrap_popen),
 )
 
 
@@ -121,7 +149,9 @@ class ExecutorContextInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     ``ExecutorContextInstrumentor().instrument()`` patches ``ThreadPoolExecutor.submit`` (which
     ``map`` and ``loop.run_in_executor`` use) and ``Thread.start`` (so ``Timer`` and ``Thread``
-    subclasses too); ``uninstrument()`` restores them. ``opentelemetry-instrument`` loads it
+    subclasses too), ``ProcessPoolExecutor.submit``, ``multiprocessing.Pool``'s
+    ``apply_async``/``map``/``imap`` family and ``subprocess.Popen``; ``uninstrument()``
+    restores them. ``opentelemetry-instrument`` loads it
     through the ``runctx_executors`` entry point (disable with
     ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=runctx_executors``).
     """

@@ -26,6 +26,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import keys
 from otel_runctx.context import RunContext, RunStatus
+from otel_runctx.metrics import SeriesCap
 from otel_runctx.outcomes import _fast_emit
 from otel_runctx.outcomes.active import get_active_delivery, get_active_spool
 from otel_runctx.outcomes.events import emit_soon
@@ -57,6 +58,9 @@ _SEVERITY = {
 }
 
 _instruments: tuple[Counter, Histogram] | None = None
+#: The series caps, for the instruments they were made for (new instruments: new caps).
+_caps: tuple[SeriesCap, SeriesCap] | None = None
+_caps_for: object = None
 _logger: Logger | None = None
 _default_resource: Resource | None = None
 
@@ -268,6 +272,12 @@ def _record_metrics(run: RunContext, outcome: Outcome, duration_seconds: float |
     }
     if get_settings().outcome_metrics_customer:
         dimensions[keys.CUSTOMER_ID] = run.customer_id
-    runs.add(1, dimensions)
+    # Workflow names and customer ids can come from inbound data: each instrument's series are
+    # capped (OTEL_RUNCTX_METRICS_SERIES_CAP), the rest go to the otel.metric.overflow series.
+    global _caps, _caps_for
+    if _caps is None or _caps_for is not _instruments:
+        cap = get_settings().metrics_series_cap
+        _caps, _caps_for = (SeriesCap(cap), SeriesCap(cap)), _instruments
+    runs.add(1, _caps[0].admit(dimensions))
     if duration_seconds is not None:
-        duration.record(duration_seconds, dimensions)
+        duration.record(duration_seconds, _caps[1].admit(dimensions))

@@ -3,7 +3,8 @@
 All or nothing: one broken, repeated, empty or invalid ``runctx.*`` entry, or (in ``verify``
 mode) a missing, unknown-key or wrong signature, drops the whole inbound run. The request is
 still served, just without that run. Each decision is counted in :mod:`otel_runctx.stats`
-(``propagation.accepted``, ``.rejected_invalid``, ``.rejected_signature``, ``.ignored``) and
+(``propagation.accepted``, ``.rejected_invalid``, ``.rejected_signature`` plus
+``.rejected_signature.<why>`` such as ``.rejected_signature.expired``, ``.ignored``) and
 rejections are logged at most once per interval per reason.
 """
 
@@ -45,9 +46,15 @@ def inbound_run(parsed: ParsedBaggage, settings: Settings) -> RunContext | None:
         log_rejection("rejected_invalid", "an inbound run had a missing or invalid field")
         return None
     if settings.inbound == "verify":
-        verdict = verify(parsed.run_entries.get(SIGNATURE_KEY), entries, settings.signing_keys)
+        verdict = verify(
+            parsed.run_entries.get(SIGNATURE_KEY),
+            entries,
+            settings.signing_keys,
+            max_age=settings.signature_max_age,
+        )
         if verdict != "ok":
             stats.count("propagation.rejected_signature")
+            stats.count(f"propagation.rejected_signature.{verdict}")
             log_rejection("rejected_signature", f"an inbound run's signature is {verdict}")
             return None
     stats.count("propagation.accepted")

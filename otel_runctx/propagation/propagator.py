@@ -19,6 +19,8 @@ Neither method raises: failures are counted and logged (rate-limited).
 
 from __future__ import annotations
 
+import time
+
 from opentelemetry import baggage
 from opentelemetry.context import Context, get_current
 from opentelemetry.propagators import textmap
@@ -27,7 +29,12 @@ from otel_runctx import stats
 from otel_runctx.context import RunContext, get_run_context, with_run_context
 from otel_runctx.keys import PREFIX
 from otel_runctx.propagation.budget import assemble, fits
-from otel_runctx.propagation.codec import MAX_HEADER_BYTES, encode_member, parse_header
+from otel_runctx.propagation.codec import (
+    MAX_HEADER_BYTES,
+    ParsedBaggage,
+    encode_member,
+    parse_header,
+)
 from otel_runctx.propagation.inbound_cache import cached_inbound_run
 from otel_runctx.propagation.policy import log_rejection
 from otel_runctx.propagation.signing import SIGNATURE_KEY, sign
@@ -50,8 +57,9 @@ class RunContextPropagator(textmap.TextMapPropagator):
         self._settings = settings
         if settings is None:
             get_settings()
-        # (run, settings, encoded members): most calls re-send the run the previous call did.
-        self._last: tuple[RunContext, Settings, list[str]] | None = None
+        # (run, settings, signing second, encoded members): most calls re-send the run the
+        # previous call did; a signed run is re-signed once a second, so its issued-at is fresh.
+        self._last: tuple[RunContext, Settings, int, list[str]] | None = None
         try:
             from otel_runctx.metrics import register_stats_instruments
 
@@ -108,9 +116,12 @@ class RunContextPropagator(textmap.TextMapPropagator):
                 return context
             if parsed.app_rejected:
                 stats.count("propagation.app_entries_rejected", parsed.app_rejected)
+            settings = self._settings or get_settings()
+            if settings.inbound == "verify":
+                _drop_lookalike_entries(parsed)
             for key, value in parsed.app_entries.items():
                 context = baggage.set_baggage(key, value, context)
-            run = cached_inbound_run(parsed, self._settings or get_settings())
+            run = cached_inbound_run(parsed, settings)
             if run is not None:
                 context = with_run_context(run, context)
             return context
@@ -120,12 +131,13 @@ class RunContextPropagator(textmap.TextMapPropagator):
 
     def _run_members(self, run: RunContext) -> list[str]:
         settings = self._settings or get_settings()
+        second = int(time.time()) if settings.signing_keys else 0
         last = self._last
-        if last is not None and last[0] is run and last[1] is settings:
-            return last[2]
+        if last is not None and last[0] is run and last[1] is settings and last[2] == second:
+            return last[3]
         entries = run.to_baggage_dict(lean_mode=settings.propagation_mode == "lean")
         if settings.signing_keys:
-            entries[SIGNATURE_KEY] = sign(settings.signing_keys[0], entries)
+            entries[SIGNATURE_KEY] = sign(settings.signing_keys[0], entries, second)
         members = _encode_members(entries)
         if members is None or not fits(members):
             stats.count("propagation.run_too_large")
@@ -135,7 +147,7 @@ class RunContextPropagator(textmap.TextMapPropagator):
                 "and were not sent (shorten ids or use OTEL_RUNCTX_PROPAGATION_MODE=lean)",
             )
             members = []
-        self._last = (run, settings, members)
+        self._last = (run, settings, second, members)
         return members
 
 
@@ -145,6 +157,16 @@ def _encode_members(entries: dict[str, str]) -> list[str] | None:
         return [encode_member(key, value) for key, value in entries.items()]
     except UnicodeEncodeError:
         return None
+
+
+def _drop_lookalike_entries(parsed: ParsedBaggage) -> None:
+    """In verify mode, app entries named like ours in another case (``RunCtx.customer_id``)
+    are dropped: downstream code or a case-insensitive backend could take them for the run."""
+    lookalikes = [key for key in parsed.app_entries if key.lower().startswith(PREFIX)]
+    for key in lookalikes:
+        del parsed.app_entries[key]
+    if lookalikes:
+        stats.count("propagation.app_entries_rejected", len(lookalikes))
 
 
 def _read_header(getter: textmap.Getter[textmap.CarrierT], carrier: textmap.CarrierT) -> str:

@@ -1,8 +1,8 @@
 """HMAC-SHA256 signatures over a run's baggage entries, so a service can refuse forged runs.
 
-Canonical form (version 1), the exact bytes that are signed::
+Canonical form (version 2), the exact bytes that are signed::
 
-    runctx-sig/v1 LF <key id> LF <line for each key in SIGNED_KEYS order, joined by LF>
+    runctx-sig/v2 LF <key id> LF <issued-at> LF <a line per key in SIGNED_KEYS order, LF-joined>
 
 where a present field's line is ``<key>=<value percent-encoded as in the baggage header>`` and
 an absent field's line is the bare ``<key>``. Every signed key has a line whether or not it was
@@ -11,11 +11,15 @@ the signature, and a percent-encoded value cannot contain LF, so lines cannot be
 whole text is ASCII.
 
 The signature travels as the baggage entry ``runctx.sig`` with the value
-``v1:<key id>:<base64url HMAC, no padding>``. The key id lets a verifier pick the one key to
-try, so rotation costs one HMAC no matter how many keys are configured.
+``v2:<key id>:<issued-at>:<base64url HMAC, no padding>``, where issued-at is the signer's clock
+in whole unix seconds (ASCII digits). The key id lets a verifier pick the one key to try, so
+rotation costs one HMAC no matter how many keys are configured.
 
-A signature proves which deployment minted the run fields; it does not stop a replay of a
-header someone captured, and it says nothing about app baggage (which is never signed).
+A signature proves which deployment minted the run fields, and when. A verifier refuses one
+older than ``OTEL_RUNCTX_SIGNATURE_MAX_AGE`` seconds (``expired``), or issued more than
+:data:`CLOCK_SKEW_SECONDS` in its future (``future``), so a captured header can be replayed only
+within that window. Version 1 signatures (no issued-at) are ``malformed``. App baggage is
+never signed.
 """
 
 from __future__ import annotations
@@ -24,17 +28,29 @@ import base64
 import functools
 import hashlib
 import hmac
+import time
 from collections.abc import Mapping, Sequence
 
 from otel_runctx import keys
 from otel_runctx.propagation.codec import encode, is_plain_value
 from otel_runctx.settings import SigningKey
 
-__all__ = ["SIGNATURE_KEY", "SIGNED_KEYS", "canonical_bytes", "sign", "verify"]
+__all__ = [
+    "CLOCK_SKEW_SECONDS",
+    "SIGNATURE_KEY",
+    "SIGNED_KEYS",
+    "canonical_bytes",
+    "sign",
+    "verify",
+]
 
 SIGNATURE_KEY = "runctx.sig"
-_VERSION = "v1"
-_DOMAIN = "runctx-sig/v1"
+_VERSION = "v2"
+_DOMAIN = "runctx-sig/v2"
+#: A signature issued up to this many seconds in the verifier's future is accepted (the
+#: signer's clock runs ahead). A signer's clock running behind shortens the max age instead.
+CLOCK_SKEW_SECONDS = 60
+_MAX_ISSUED_AT_DIGITS = 12
 
 #: Every run field, in the order the canonical form lists them.
 SIGNED_KEYS = (
@@ -54,12 +70,12 @@ SIGNED_KEYS = (
 _MAC_TEXT_LENGTH = 43  # base64url of 32 bytes, unpadded
 
 
-def canonical_bytes(key_id: str, entries: Mapping[str, str]) -> bytes:
+def canonical_bytes(key_id: str, entries: Mapping[str, str], issued_at: int) -> bytes:
     """The bytes signed for ``entries`` (decoded run baggage values) under ``key_id``."""
     values = [entries.get(key) for key in SIGNED_KEYS]
     # One check for the usual case where no value needs escaping, instead of one per value.
     plain = is_plain_value("".join(value for value in values if value is not None))
-    lines = [_DOMAIN, key_id]
+    lines = [_DOMAIN, key_id, str(issued_at)]
     for key, value in zip(SIGNED_KEYS, values, strict=True):
         if value is None:
             lines.append(key)
@@ -74,38 +90,63 @@ def _keyed_hmac(secret: bytes) -> hmac.HMAC:
     return hmac.new(secret, digestmod=hashlib.sha256)
 
 
-def _mac(secret: bytes, key_id: str, entries: Mapping[str, str]) -> bytes:
+def _mac(secret: bytes, key_id: str, entries: Mapping[str, str], issued_at: int) -> bytes:
     mac = _keyed_hmac(secret).copy()
-    mac.update(canonical_bytes(key_id, entries))
+    mac.update(canonical_bytes(key_id, entries, issued_at))
     return mac.digest()
 
 
-def _mac_text(secret: bytes, key_id: str, entries: Mapping[str, str]) -> bytes:
-    return base64.urlsafe_b64encode(_mac(secret, key_id, entries)).rstrip(b"=")
+def _mac_text(secret: bytes, key_id: str, entries: Mapping[str, str], issued_at: int) -> bytes:
+    return base64.urlsafe_b64encode(_mac(secret, key_id, entries, issued_at)).rstrip(b"=")
 
 
-def sign(key: SigningKey, entries: Mapping[str, str]) -> str:
-    """The ``runctx.sig`` value for ``entries`` signed with ``key``."""
-    return f"{_VERSION}:{key.key_id}:{_mac_text(key.secret, key.key_id, entries).decode('ascii')}"
+def sign(key: SigningKey, entries: Mapping[str, str], issued_at: int | None = None) -> str:
+    """The ``runctx.sig`` value for ``entries`` signed with ``key`` at ``issued_at`` (now)."""
+    when = int(time.time()) if issued_at is None else issued_at
+    mac = _mac_text(key.secret, key.key_id, entries, when).decode("ascii")
+    return f"{_VERSION}:{key.key_id}:{when}:{mac}"
 
 
-def verify(signature: str | None, entries: Mapping[str, str], keys: Sequence[SigningKey]) -> str:
+def verify(
+    signature: str | None,
+    entries: Mapping[str, str],
+    keys: Sequence[SigningKey],
+    *,
+    max_age: float = 300,
+    now: float | None = None,
+) -> str:
     """Check ``signature`` over ``entries``; return ``"ok"`` or why it failed.
 
-    Failure reasons: ``"missing"``, ``"malformed"``, ``"unknown_key"`` (signed with a key this
-    service does not hold: retired, or never shared), ``"mismatch"`` (tampered, or a wrong
-    secret under a known id).
+    Failure reasons: ``"missing"``, ``"malformed"`` (including a version 1 signature, which has
+    no issued-at), ``"expired"`` (issued more than ``max_age`` seconds ago), ``"future"``
+    (issued more than :data:`CLOCK_SKEW_SECONDS` ahead of ``now``), ``"unknown_key"`` (signed
+    with a key this service does not hold: retired, or never shared), ``"mismatch"``
+    (tampered, or a wrong secret under a known id). The time is checked before the HMAC, so a
+    stale header costs no HMAC.
     """
     if signature is None:
         return "missing"
     version, _, rest = signature.partition(":")
-    key_id, _, mac_text = rest.partition(":")
-    if version != _VERSION or len(mac_text) != _MAC_TEXT_LENGTH or not key_id.isascii():
+    key_id, _, rest = rest.partition(":")
+    issued_text, _, mac_text = rest.partition(":")
+    if (
+        version != _VERSION
+        or len(mac_text) != _MAC_TEXT_LENGTH
+        or not key_id.isascii()
+        or not (issued_text.isascii() and issued_text.isdigit())
+        or len(issued_text) > _MAX_ISSUED_AT_DIGITS
+    ):
         return "malformed"
+    issued_at = int(issued_text)
+    current = time.time() if now is None else now
+    if issued_at > current + CLOCK_SKEW_SECONDS:
+        return "future"
+    if current - issued_at > max_age:
+        return "expired"
     for key in keys:
         if key.key_id == key_id:
             # Compared as text: any character outside base64url simply fails to match.
             received = mac_text.encode("utf-8", "replace")
-            expected = _mac_text(key.secret, key_id, entries)
+            expected = _mac_text(key.secret, key_id, entries, issued_at)
             return "ok" if hmac.compare_digest(expected, received) else "mismatch"
     return "unknown_key"
