@@ -12,12 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_runctx.instrumentation import ExecutorContextInstrumentor
-from otel_runctx.outcomes.active import get_active_delivery, stop_delivery
+from otel_runctx.outcomes.active import activate_spool, get_active_delivery, stop_delivery
 
 # Durable outcome delivery is on by default, at $XDG_CACHE_HOME/otel-runctx/: keep the tests'
 # spools (and any app they start) out of the real user cache and away from other test runs.
@@ -75,3 +76,16 @@ def strict() -> Iterator[None]:
         yield
     finally:
         reload_settings()
+
+
+@pytest.fixture
+def logs() -> Iterator[InMemoryLogRecordExporter]:
+    """Outcome events emitted through the global LoggerProvider (the spool is off)."""
+    from tests.test_outcomes import install_log_exporter
+
+    exporter = install_log_exporter()
+    previous = activate_spool(None)
+    exporter.clear()
+    yield exporter
+    exporter.clear()
+    activate_spool(previous)

@@ -30,9 +30,7 @@ from otel_runctx.isolation import ContextPoolExecutor
 from otel_runctx.processors import RunContextSpanProcessor, UsageRollupProcessor
 from otel_runctx.settings import ConfigError, load_settings
 from otel_runctx.usage import rollup, spend
-from tests.test_outcomes import attributes_of, logs, only_outcome, outcome_records
-
-__all__ = ["logs"]  # the fixture, shared with test_outcomes
+from tests.test_outcomes import attributes_of, only_outcome, outcome_records
 
 #: gpt-big: 2 per 1M input tokens, 8 per 1M output tokens. One call of 1,000 in / 200 out:
 CALL_COST = 1000 * 2.0 / 1e6 + 200 * 8.0 / 1e6  # 0.0036

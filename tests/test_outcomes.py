@@ -31,7 +31,6 @@ from otel_runctx import (
 )
 from otel_runctx.outcomes import delivery as outcome_delivery
 from otel_runctx.outcomes import emit as outcomes
-from otel_runctx.outcomes.active import activate_spool
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, outcome_id_for
 from otel_runctx.runs import RunScope
 from otel_runctx.usage import rollup
@@ -63,17 +62,6 @@ def outcome_records(exporter: InMemoryLogRecordExporter) -> list[ReadableLogReco
 
 def attributes_of(record: ReadableLogRecord) -> dict[str, Any]:
     return dict(record.log_record.attributes or {})
-
-
-@pytest.fixture
-def logs() -> Iterator[InMemoryLogRecordExporter]:
-    """Outcome events emitted through the global LoggerProvider (the spool is off)."""
-    exporter = install_log_exporter()
-    previous = activate_spool(None)
-    exporter.clear()
-    yield exporter
-    exporter.clear()
-    activate_spool(previous)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,19 +12,8 @@ from opentelemetry.trace import StatusCode
 
 from otel_runctx import RunContext, get_run_context, require_run_context, run, workflow
 from otel_runctx.integrations.tenacity import retry
-from otel_runctx.outcomes.active import activate_spool
 from otel_runctx.runs import RetryChain, as_retry_of
-from tests.test_outcomes import attributes_of, install_log_exporter, outcome_records
-
-
-@pytest.fixture
-def logs() -> Iterator[InMemoryLogRecordExporter]:
-    exporter = install_log_exporter()
-    previous = activate_spool(None)
-    exporter.clear()
-    yield exporter
-    exporter.clear()
-    activate_spool(previous)
+from tests.test_outcomes import attributes_of, outcome_records
 
 
 class Flaky(Exception):

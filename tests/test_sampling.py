@@ -30,9 +30,7 @@ from otel_runctx.sampling import (
     run_is_kept,
     runctx_ratio_sampler,
 )
-from tests.test_outcomes import attributes_of, logs, outcome_records
-
-__all__ = ["logs"]
+from tests.test_outcomes import attributes_of, outcome_records
 
 
 def test_the_decision_is_a_pure_function_of_root_run_id() -> None:

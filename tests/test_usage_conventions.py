@@ -19,9 +19,7 @@ from otel_runctx import runs as runs_module
 from otel_runctx import settings as runctx_settings
 from otel_runctx.processors import RunContextSpanProcessor, UsageRollupProcessor
 from otel_runctx.usage import read_llm_usage
-from tests.test_outcomes import logs, only_outcome
-
-__all__ = ["logs"]
+from tests.test_outcomes import only_outcome
 
 
 @pytest.fixture

@@ -18,9 +18,7 @@ from otel_runctx.processors import RunContextSpanProcessor, UsageRollupProcessor
 from otel_runctx.settings import ConfigError
 from otel_runctx.usage import rollup
 from otel_runctx.usage.prices import load_price_table, parse_price_table
-from tests.test_outcomes import attributes_of, logs, only_outcome, outcome_records
-
-__all__ = ["logs"]  # the fixture, shared with test_outcomes
+from tests.test_outcomes import attributes_of, only_outcome, outcome_records
 
 
 @pytest.fixture

@@ -10,24 +10,13 @@ import pytest
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
 from otel_runctx import RunContext, require_run_context, workflow
-from otel_runctx.outcomes.active import activate_spool
-from tests.test_outcomes import attributes_of, install_log_exporter, outcome_records
+from tests.test_outcomes import attributes_of, outcome_records
 
 
 @dataclass
 class Ticket:
     id: str
     customer: str
-
-
-@pytest.fixture
-def logs() -> Iterator[InMemoryLogRecordExporter]:
-    exporter = install_log_exporter()
-    previous = activate_spool(None)
-    exporter.clear()
-    yield exporter
-    exporter.clear()
-    activate_spool(previous)
 
 
 class Desk:
