@@ -10,7 +10,8 @@ import wrapt
 
 from otel_runctx.budget import Budget
 from otel_runctx.extractors import FieldSource, extractor_for
-from otel_runctx.runs import RunAsyncGenerator, RunGenerator, RunScope
+from otel_runctx.run_generators import RunAsyncGenerator, RunGenerator
+from otel_runctx.runs import RunScope
 
 __all__ = ["workflow"]
 

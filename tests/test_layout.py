@@ -49,7 +49,7 @@ LAYERS: list[set[str]] = [
     {"processors", "propagation", "sampling", "usage"},
     {"outcomes"},
     # instrumentation runs pool jobs as child runs (issue 12), so it sits with the run scopes.
-    {"runs", "decorators", "extractors", "isolation", "instrumentation"},
+    {"runs", "run_generators", "decorators", "extractors", "isolation", "instrumentation"},
     # Integrations with third-party libraries (tenacity, celery) build on the run scopes.
     {"integrations"},
     {"exporters"},
@@ -136,7 +136,7 @@ def test_the_top_level_holds_only_the_run_model_and_run_scopes() -> None:
     assert modules == {
         "__init__", "__main__", "budget", "config", "context", "decorators",
         "environment_variables", "extractors", "ids", "isolation", "keys", "metrics",
-        "run_local", "runs", "settings", "stats", "validation",
+        "run_generators", "run_local", "runs", "settings", "stats", "validation",
     }  # fmt: skip
     assert packages == {
         "cli", "distro", "exporters", "instrumentation", "integrations", "outcomes",
