@@ -343,6 +343,12 @@ def _signing_keys(env: Mapping[str, str]) -> tuple[SigningKey, ...]:
 _SECRET_MARKERS = ("HEADERS", "KEY", "TOKEN", "PASSWORD", "SECRET")
 
 
+def process_environment() -> dict[str, str]:
+    """A copy of this process's environment: for checks that look at every variable, and as the
+    base of a child process's environment (what ``subprocess`` would pass on by default)."""
+    return dict(os.environ)
+
+
 def otel_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every ``OTEL_*`` variable that is set, secrets redacted (for ``otel-runctx doctor``)."""
     env = os.environ if environ is None else environ

@@ -9,7 +9,6 @@ checks what ``configure()`` would do with the current ``OTEL_*`` env. Each findi
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,7 +29,7 @@ from otel_runctx.instrumentation import ExecutorContextInstrumentor
 from otel_runctx.outcomes.active import get_active_delivery
 from otel_runctx.propagation import RunContextPropagator
 from otel_runctx.sampling import coverage_of, provider_sampler
-from otel_runctx.settings import ConfigError, load_settings, otel_variables
+from otel_runctx.settings import ConfigError, load_settings, otel_variables, process_environment
 
 __all__ = ["Diagnosis", "Finding", "check_sampler_usage", "diagnose"]
 
@@ -113,7 +112,7 @@ def diagnose() -> Diagnosis:
 
 def _probe(diagnosis: Diagnosis) -> None:
     """The checks beyond the providers (see :mod:`otel_runctx.cli.probes`); never raise."""
-    environ = dict(os.environ)
+    environ = process_environment()
     for check in (
         probes.check_unknown_variables,
         probes.check_endpoints,

@@ -23,7 +23,6 @@ under the same ``OTEL_RUNCTX_INBOUND`` rules as an HTTP request.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from concurrent.futures import process as _futures_process  # noqa: F401 (loads the module)
@@ -37,7 +36,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from otel_runctx.context import RunContext, get_run_context, with_run_context
 from otel_runctx.outcomes.events import flush_outcome_events
 from otel_runctx.runs import RunScope
-from otel_runctx.settings import get_settings
+from otel_runctx.settings import get_settings, process_environment
 from otel_runctx.stats import count, report_error
 
 __all__ = ["ProcessJob", "adopt_process_carrier", "in_child_run", "process_carrier_env"]
@@ -110,7 +109,9 @@ def in_child_run(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def process_carrier_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
-    """``env`` (None: a copy of ``os.environ``) plus the active run's carriers; None outside a run.
+    """``env`` (None: this process's environment) plus the active run's carriers.
+
+    None outside a run.
 
     Variables the caller set itself are kept as they are.
     """
@@ -118,7 +119,7 @@ def process_carrier_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
         return None
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    child = dict(os.environ if env is None else env)
+    child = process_environment() if env is None else dict(env)
     for name in _CARRIER_NAMES:
         if name in carrier:
             child.setdefault(name.upper(), carrier[name])
