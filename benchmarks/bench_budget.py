@@ -23,7 +23,7 @@ from benchmarks._harness import Row
 from benchmarks._harness import ns_per_op as _ns_per_op
 from otel_runctx import Budget, RunContext, RunLocal, reset_run_context, run, set_run_context
 from otel_runctx import settings as runctx_settings
-from otel_runctx.run_local import release_run_locals
+from otel_runctx.run_state.local import release_run_locals
 from otel_runctx.usage import rollup, spend
 from otel_runctx.usage.rollup import UsageRollupProcessor
 

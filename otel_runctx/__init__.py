@@ -3,7 +3,6 @@
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
 
-from otel_runctx.budget import Budget, BudgetExceeded
 from otel_runctx.context import (
     NoRunContextError,
     RunContext,
@@ -17,7 +16,8 @@ from otel_runctx.decorators import workflow
 from otel_runctx.distro.configure import configure
 from otel_runctx.ids import generate_run_id
 from otel_runctx.outcomes.emit import emit_outcome
-from otel_runctx.run_local import RunLocal
+from otel_runctx.run_state.budget import Budget, BudgetExceeded
+from otel_runctx.run_state.local import RunLocal
 from otel_runctx.runs import run
 
 try:

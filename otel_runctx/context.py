@@ -20,8 +20,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.util.types import AttributeValue
 
 from otel_runctx import keys
-from otel_runctx.budget import Budget, RunBudget
 from otel_runctx.ids import generate_run_id
+from otel_runctx.run_state.budget import Budget, RunBudget
 from otel_runctx.settings import get_settings
 from otel_runctx.validation import (
     check_attempt,
@@ -74,8 +74,8 @@ class _Cancellation:
     """Cancellation state shared by every copy of one run; a child also sees its parent's.
 
     Being the one object every copy of a run shares (and a child's points to its parent's), it
-    also holds the run's other live state: its budget (``otel_runctx.budget``) and its
-    ``RunLocal`` values (``otel_runctx.run_local``). Both are None unless used.
+    also holds the run's other live state: its budget (``otel_runctx.run_state.budget``) and its
+    ``RunLocal`` values (``otel_runctx.run_state.local``). Both are None unless used.
     """
 
     __slots__ = ("_lock", "_parent", "_reason", "budget", "run_locals")

@@ -18,11 +18,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from otel_runctx.budget import Budget
 from otel_runctx.context import RunContext, RunStatus, get_run_context, with_run_context
 from otel_runctx.outcomes import emit as outcomes
 from otel_runctx.processors import _fast_stamp
-from otel_runctx.run_local import release_run_locals
+from otel_runctx.run_state.budget import Budget
+from otel_runctx.run_state.local import release_run_locals
 from otel_runctx.stats import report_error
 from otel_runctx.usage import spend
 

@@ -42,14 +42,14 @@ DOCUMENTED_PATHS = [
 #: Layers, lowest first. A module may import its own layer and any layer before it.
 LAYERS: list[set[str]] = [
     {"keys", "ids", "validation", "settings", "config", "environment_variables", "stats"},
-    # budget: the Budget value and its arithmetic (RunContext.remaining_budget returns one);
-    # run_local: per-run values kept in the run's shared state, next to its cancellation.
-    {"budget", "context", "metrics", "run_local"},
+    # run_state: a run's Budget (RunContext.remaining_budget returns one) and its RunLocal
+    # values, kept in the run's shared state next to its cancellation.
+    {"context", "metrics", "run_state"},
     # sampling (issue 10) reads the run from the parent context like processors do.
     {"processors", "propagation", "sampling", "usage"},
     {"outcomes"},
     # instrumentation runs pool jobs as child runs (issue 12), so it sits with the run scopes.
-    {"runs", "run_generators", "decorators", "extractors", "isolation", "instrumentation"},
+    {"runs", "decorators", "isolation", "instrumentation"},
     # Integrations with third-party libraries (tenacity, celery) build on the run scopes.
     {"integrations"},
     {"exporters"},
@@ -134,13 +134,12 @@ def test_the_top_level_holds_only_the_run_model_and_run_scopes() -> None:
     modules = {p.stem for p in PACKAGE_ROOT.glob("*.py")}
     packages = {p.name for p in PACKAGE_ROOT.iterdir() if (p / "__init__.py").exists()}
     assert modules == {
-        "__init__", "__main__", "budget", "config", "context", "decorators",
-        "environment_variables", "extractors", "ids", "isolation", "keys", "metrics",
-        "run_generators", "run_local", "runs", "settings", "stats", "validation",
+        "__init__", "__main__", "config", "context", "environment_variables", "ids",
+        "isolation", "keys", "metrics", "runs", "settings", "stats", "validation",
     }  # fmt: skip
     assert packages == {
-        "cli", "distro", "exporters", "instrumentation", "integrations", "outcomes",
-        "processors", "propagation", "sampling", "usage",
+        "cli", "decorators", "distro", "exporters", "instrumentation", "integrations",
+        "outcomes", "processors", "propagation", "run_state", "sampling", "usage",
     }  # fmt: skip
 
 

@@ -23,8 +23,8 @@ from otel_runctx import (
     set_run_context,
     stats,
 )
-from otel_runctx import run_local as run_local_module
 from otel_runctx.isolation import ContextPoolExecutor
+from otel_runctx.run_state import local as run_local_module
 
 
 class Value:
@@ -237,7 +237,7 @@ def test_isolation_in_a_16_worker_pool() -> None:
 def runs_leave_no_state(count: int, spans: InMemorySpanExporter, trace_allocations: bool) -> None:
     """``count`` runs each set two RunLocals (one inherited); afterwards no value is alive, no
     object the collector knows still holds a RunLocal as a key, and (``trace_allocations``)
-    nothing allocated by run_local.py is still held."""
+    nothing allocated by run_state/local.py is still held."""
     local: RunLocal[Value] = RunLocal()
     inherited: RunLocal[Value] = RunLocal(inherit=True)
     alive: weakref.WeakSet[Value] = weakref.WeakSet()

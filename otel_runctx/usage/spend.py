@@ -6,7 +6,7 @@ The roll-up calls two hooks, and nothing else here touches it:
   with the run id, model and token counts it read. The run's budget (and every budgeted
   ancestor's) adds the call; a run that reaches a limit is cancelled (``budget:<limit>``).
 - :func:`check_span_start` from ``UsageRollupProcessor.on_start``: raises
-  :class:`~otel_runctx.budget.BudgetExceeded` when the span's run has a used-up
+  :class:`~otel_runctx.run_state.budget.BudgetExceeded` when the span's run has a used-up
   ``enforce="raise"`` budget. Free (one truthiness test) until such a budget was crossed.
 
 Run scopes call :func:`start_run` / :func:`end_run`. Only runs with a budget are registered, so
@@ -22,8 +22,8 @@ from collections.abc import Mapping
 
 from opentelemetry.context import Context
 
-from otel_runctx.budget import Budget, RunBudget
 from otel_runctx.context import RunContext, get_run_context
+from otel_runctx.run_state.budget import Budget, RunBudget
 from otel_runctx.settings import Settings, get_settings
 from otel_runctx.stats import count, report_error
 from otel_runctx.usage.prices import ModelPrice, get_price_table

@@ -1,4 +1,8 @@
-"""``@workflow``: run a function, method, coroutine or generator as a run."""
+"""``@workflow``: run a function, method, coroutine or generator as a run.
+
+The decorator lives here; ``extractors`` binds its field extractors to the decorated function's
+signature and ``generators`` runs generator bodies inside their run. Builds on ``runs``.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ from typing import Any, TypeVar, cast
 
 import wrapt
 
-from otel_runctx.budget import Budget
-from otel_runctx.extractors import FieldSource, extractor_for
-from otel_runctx.run_generators import RunAsyncGenerator, RunGenerator
+from otel_runctx.decorators.extractors import FieldSource, extractor_for
+from otel_runctx.decorators.generators import RunAsyncGenerator, RunGenerator
+from otel_runctx.run_state.budget import Budget
 from otel_runctx.runs import RunScope
 
 __all__ = ["workflow"]
@@ -34,7 +38,7 @@ def workflow(
     be strings or callables; a callable receives exactly the decorated function's arguments,
     bound to its signature with defaults filled in (``self`` / ``cls`` included for methods),
     and returns the value, e.g. ``event_id=lambda self, ticket: ticket.id``. An extractor that
-    cannot accept them is a ``TypeError`` at decoration time (see :mod:`otel_runctx.extractors`).
+    cannot accept them is a ``TypeError`` at decoration time (see :mod:`.extractors`).
 
     A generator's run is active only while the generator body runs, never in the consumer
     between items; it ends when the generator finishes, or ``canceled`` when its consumer
