@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,46 @@ def test_a_child_that_emits_gets_its_own_owner_and_never_writes_the_parents_segm
     assert spool.flush(timeout=10)
     assert {"before", "in-child"} <= set(exporter.ids())
     spool.shutdown(timeout=2)
+
+
+def test_a_fork_while_another_thread_is_inside_sqlite_leaves_the_child_able_to_open_a_store(
+    tmp_path: Path,
+) -> None:
+    # SQLite's process-wide mutexes, copied locked into a child forked mid-call, made the
+    # child's first connect wait forever; the store's at-fork guard lets the call finish first.
+    from otel_runctx.outcomes.store import SpoolStore
+
+    busy = SpoolStore(tmp_path / "busy.sqlite3", 1 << 20)
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            busy.pending()
+            busy.checkpoint()
+
+    worker = threading.Thread(target=hammer, daemon=True)
+    worker.start()
+    children = []
+    try:
+        for index in range(40):
+            path = tmp_path / f"child-{index}.sqlite3"
+            children.append(_fork(lambda path=path: SpoolStore(path, 1 << 20).close()))
+        deadline = time.monotonic() + 30
+        hung = []
+        for pid in children:
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    assert os.waitstatus_to_exitcode(status) == 0
+                    break
+                if time.monotonic() > deadline:
+                    hung.append(pid)
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.01)
+        assert hung == []
+    finally:
+        stop.set()
+        worker.join(5)
+        busy.close()

@@ -7,19 +7,64 @@ held by a process that died is released at once (see ``journal.owner_is_alive``)
 
 The store is bounded: when the payload bytes exceed the cap, the oldest rows are deleted, and the
 number dropped is returned to the caller (who counts and logs it) and kept in ``meta.dropped``.
+
+Fork safety: SQLite holds process-wide mutexes while a call runs. A fork taken while a worker
+thread is inside SQLite leaves those mutexes locked in the child, whose first ``connect`` then
+waits forever (seen in the fork tests). So every store call holds one process-wide guard, and
+``os.register_at_fork`` takes that guard around each fork: a fork waits for the call in progress
+(short; bounded by ``busy_timeout``) and the child starts with SQLite idle.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from otel_runctx.stats import count
 
 __all__ = ["SpoolRow", "SpoolStore"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_sqlite_guard = threading.RLock()
+
+
+def _guarded(method: _F) -> _F:
+    """Run ``method`` holding the process-wide SQLite guard (see the module docstring)."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with _sqlite_guard:
+            return method(*args, **kwargs)
+
+    return call  # type: ignore[return-value]
+
+
+def _hold_before_fork() -> None:
+    _sqlite_guard.acquire()
+
+
+def _release_after_fork_in_parent() -> None:
+    _sqlite_guard.release()
+
+
+def _renew_after_fork_in_child() -> None:
+    global _sqlite_guard
+    _sqlite_guard = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_hold_before_fork,
+        after_in_parent=_release_after_fork_in_parent,
+        after_in_child=_renew_after_fork_in_child,
+    )
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -49,6 +94,7 @@ class SpoolRow:
 class SpoolStore:
     """One connection to the spool database. Not thread-safe: one worker thread uses it."""
 
+    @_guarded
     def __init__(self, path: Path, max_bytes: int, *, busy_timeout_ms: int = 5_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
@@ -80,6 +126,7 @@ class SpoolStore:
 
     # -- intake ------------------------------------------------------------------------------
 
+    @_guarded
     def ingest(
         self,
         resources: Sequence[tuple[str, bytes]],
@@ -158,15 +205,18 @@ class SpoolStore:
         self._add_meta("dropped", dropped)
         return dropped
 
+    @_guarded
     def journal_offset(self, name: str) -> int:
         return self._meta(f"journal:{name}")
 
+    @_guarded
     def forget_journal(self, name: str) -> None:
         with self._transaction():
             self._db.execute("DELETE FROM meta WHERE key = ?", (f"journal:{name}",))
 
     # -- delivery ----------------------------------------------------------------------------
 
+    @_guarded
     def lease(
         self,
         owner: str,
@@ -206,12 +256,14 @@ class SpoolStore:
         rows.sort()  # RETURNING does not promise an order
         return [SpoolRow(int(seq), int(rid), bytes(payload)) for seq, rid, payload in rows]
 
+    @_guarded
     def resource_payload(self, resource_id: int) -> bytes | None:
         row = self._db.execute(
             "SELECT payload FROM resources WHERE id = ?", (resource_id,)
         ).fetchone()
         return bytes(row[0]) if row else None
 
+    @_guarded
     def delete(self, seqs: Sequence[int]) -> None:
         """Delete delivered rows (only call after the collector acknowledged them)."""
         with self._transaction():
@@ -228,6 +280,7 @@ class SpoolStore:
                 )
             self._add_meta("bytes", -freed)
 
+    @_guarded
     def release(self, seqs: Sequence[int]) -> None:
         """Give up the lease on rows that could not be sent, so they are tried again."""
         with self._transaction():
@@ -238,15 +291,19 @@ class SpoolStore:
 
     # -- inspection --------------------------------------------------------------------------
 
+    @_guarded
     def pending(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outcomes").fetchone()[0])
 
+    @_guarded
     def dropped_total(self) -> int:
         return self._meta("dropped")
 
+    @_guarded
     def checkpoint(self) -> None:
         self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
+    @_guarded
     def close(self) -> None:
         self._db.close()
 
