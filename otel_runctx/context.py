@@ -172,14 +172,21 @@ class RunContext:
         :func:`otel_runctx.validation.lenient_text`) unless ``OTEL_RUNCTX_STRICT=true``; an
         invalid ``workflow`` (code, not data) always raises ValueError.
         """
-        return cls(
+        return _assemble(
             run_id=generate_run_id(),
-            workflow=workflow,
+            workflow=_checked_workflow(workflow),
             event_id=_data_field("event_id", event_id),
             customer_id=_data_field("customer_id", customer_id),
+            environment=(
+                get_settings().environment
+                if environment is None
+                else check_text("environment", environment)
+            ),
             tenant_id=None if tenant_id is None else _data_field("tenant_id", tenant_id),
-            environment=environment or get_settings().environment,
+            parent_run_id=None,
+            root_run_id=None,
             deadline=_deadline_from_now(deadline_seconds),
+            cancellation=_Cancellation(),
         )
 
     def create_child(
@@ -199,21 +206,21 @@ class RunContext:
         deadline = _deadline_from_now(deadline_seconds)
         if self.deadline is not None and (deadline is None or deadline > self.deadline):
             deadline = self.deadline
-        return RunContext(
+        return _assemble(
             run_id=generate_run_id(),
-            workflow=workflow,
+            workflow=_checked_workflow(workflow),
             event_id=self.event_id if event_id is None else _data_field("event_id", event_id),
             customer_id=(
                 self.customer_id if customer_id is None else _data_field("customer_id", customer_id)
             ),
-            tenant_id=self.tenant_id if tenant_id is None else _data_field("tenant_id", tenant_id),
             # This process's environment, not an inbound run's: a run created here runs here,
             # and an inbound value must not mint a new metric series per request.
             environment=get_settings().environment,
+            tenant_id=self.tenant_id if tenant_id is None else _data_field("tenant_id", tenant_id),
             parent_run_id=self.run_id,
             root_run_id=self.root_run_id,
             deadline=deadline,
-            _cancellation=_Cancellation(parent=self._cancellation),
+            cancellation=_Cancellation(parent=self._cancellation),
         )
 
     @classmethod
@@ -352,6 +359,57 @@ class RunContext:
         or None if it has no budget. See ``run(..., budget=...)``."""
         budget = self._cancellation.budget
         return budget.remaining() if budget is not None else None
+
+
+#: Workflow names already checked: they are code, so a process uses few of them (bounded).
+_checked_workflows: set[str] = set()
+_MAX_CHECKED_WORKFLOWS = 4096
+
+
+def _checked_workflow(workflow: str) -> str:
+    """``workflow`` if :func:`check_text` accepts it (ValueError if not), remembered."""
+    if type(workflow) is str and workflow in _checked_workflows:
+        return workflow
+    check_text("workflow", workflow)
+    if len(_checked_workflows) < _MAX_CHECKED_WORKFLOWS:
+        _checked_workflows.add(workflow)
+    return workflow
+
+
+def _assemble(
+    *,
+    run_id: str,
+    workflow: str,
+    event_id: str,
+    customer_id: str,
+    environment: str,
+    tenant_id: str | None,
+    parent_run_id: str | None,
+    root_run_id: str | None,
+    deadline: float | None,
+    cancellation: _Cancellation,
+) -> RunContext:
+    """A RunContext from fields already checked (a minted id, checked or safe text, the
+    deadline from :func:`_deadline_from_now`), without ``__post_init__`` checking them again:
+    a new run on the hot path of ``run()`` (RunContext.__init__ plus its checks cost more than
+    the rest of creating it)."""
+    run = object.__new__(RunContext)
+    put = object.__setattr__
+    put(run, "run_id", run_id)
+    put(run, "workflow", workflow)
+    put(run, "event_id", event_id)
+    put(run, "customer_id", customer_id)
+    put(run, "environment", environment)
+    put(run, "tenant_id", tenant_id)
+    put(run, "parent_run_id", parent_run_id)
+    put(run, "root_run_id", root_run_id or run_id)
+    put(run, "attempt", 1)
+    put(run, "retry_of_run_id", None)
+    put(run, "deadline", None if deadline is None else check_deadline(deadline))
+    put(run, "_cancellation", cancellation)
+    put(run, "_attributes", None)
+    put(run, "_stamp", None)
+    return run
 
 
 def _deadline_from_now(deadline_seconds: float | None) -> float | None:

@@ -65,7 +65,13 @@ class _UUIDv7Generator:
         value |= 0b10 << 62  # variant
         value |= (counter & 0x3FFF_FFFF) << 32  # counter's low 30 bits
         value |= tail
-        return str(uuid.UUID(int=value))
+        return _canonical(value)
+
+
+def _canonical(value: int) -> str:
+    """``str(uuid.UUID(int=value))`` without building the UUID object (a third of the cost)."""
+    digits = f"{value:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def _stdlib_uuid7() -> Callable[[], str] | None:

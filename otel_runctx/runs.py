@@ -175,8 +175,10 @@ class RunScope:
             )
         if pending is not None:
             pending.chain.last = run
-        # Runs nested in this one are not retries: the pending retry ends at this run.
-        run_context = otel_context.set_value(_PENDING_RETRY, None, with_run_context(run))
+        run_context = with_run_context(run)
+        if pending is not None or otel_context.get_value(_PENDING_RETRY) is not None:
+            # Runs nested in this one are not retries: the pending retry ends at this run.
+            run_context = otel_context.set_value(_PENDING_RETRY, None, run_context)
         # The root span carries the run's attributes itself, so it is stamped even when the
         # provider has no RunContextSpanProcessor.
         span = _start_root_span(run, run_context, self._kind)

@@ -404,8 +404,8 @@ def test_run_metric_series_are_capped_with_one_overflow_series(
 ) -> None:
     from otel_runctx.metrics import SeriesCap
 
-    monkeypatch.setattr(outcome_delivery, "_caps", (SeriesCap(5), SeriesCap(5)))
-    monkeypatch.setattr(outcome_delivery, "_caps_for", outcome_delivery._instruments)
+    monkeypatch.setattr(outcome_delivery, "_cap", SeriesCap(5))
+    monkeypatch.setattr(outcome_delivery, "_cap_for", outcome_delivery._instruments)
     for index in range(50):
         with run(f"workflow-{index}", event_id="e", customer_id="c"):
             pass

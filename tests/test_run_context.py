@@ -308,3 +308,25 @@ def test_run_status_values_are_the_contract() -> None:
     }
     assert RunStatus("timeout") is RunStatus.TIMEOUT
     assert RunStatus.SUCCESS == "success"
+
+
+def test_created_runs_equal_runs_built_through_the_checked_constructor() -> None:
+    """RunContext.create/create_child skip __post_init__ (a fast constructor): every field
+    must still be set, and set as the checked dataclass constructor would set it."""
+    import dataclasses
+
+    parent = RunContext.create("wf", event_id="e-1", customer_id="c-1", tenant_id="t-1")
+    child = parent.create_child("child", customer_id="c-2", deadline_seconds=30)
+    for made in (parent, child):
+        rebuilt = RunContext(
+            **{f.name: getattr(made, f.name) for f in dataclasses.fields(RunContext) if f.init}
+        )
+        assert rebuilt == made
+        for f in dataclasses.fields(RunContext):
+            getattr(made, f.name)  # AttributeError if the fast constructor missed a slot
+    assert child.root_run_id == parent.run_id and child.parent_run_id == parent.run_id
+    assert parent.root_run_id == parent.run_id and parent.attempt == 1
+    with pytest.raises(ValueError):
+        RunContext.create("bad\nworkflow", event_id="e", customer_id="c")
+    with pytest.raises(ValueError):
+        parent.create_child("bad\x00child")

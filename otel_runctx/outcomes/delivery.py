@@ -32,7 +32,7 @@ from otel_runctx.outcomes.active import get_active_delivery, get_active_spool
 from otel_runctx.outcomes.events import emit_soon
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, Outcome
 from otel_runctx.processors import _fast_stamp
-from otel_runctx.sampling import coverage_of, provider_sampler
+from otel_runctx.sampling import SamplingCoverage, coverage_of, provider_sampler
 from otel_runctx.settings import get_settings
 from otel_runctx.stats import report_error
 from otel_runctx.usage.prices import get_price_table, price_table_is_broken
@@ -58,9 +58,9 @@ _SEVERITY = {
 }
 
 _instruments: tuple[Counter, Histogram] | None = None
-#: The series caps, for the instruments they were made for (new instruments: new caps).
-_caps: tuple[SeriesCap, SeriesCap] | None = None
-_caps_for: object = None
+#: The series cap, for the instruments it was made for (new instruments: a new cap).
+_cap: SeriesCap | None = None
+_cap_for: object = None
 _logger: Logger | None = None
 _default_resource: Resource | None = None
 
@@ -89,6 +89,19 @@ def _resource() -> Resource:
     return _default_resource
 
 
+_coverage_for: tuple[object, SamplingCoverage] | None = None
+
+
+def _sampling_coverage() -> SamplingCoverage:
+    """``coverage_of`` the global provider's sampler, worked out once per sampler object."""
+    global _coverage_for
+    sampler = provider_sampler()
+    cached = _coverage_for
+    if cached is None or cached[0] is not sampler:
+        cached = _coverage_for = (sampler, coverage_of(sampler))
+    return cached[1]
+
+
 def _outcome_attributes(
     run: RunContext,
     outcome: Outcome,
@@ -104,7 +117,7 @@ def _outcome_attributes(
         extra["runctx.outcome.duration_ms"] = duration_seconds * 1000.0
     complete = False
     try:
-        coverage = coverage_of(provider_sampler())
+        coverage = _sampling_coverage()
         if coverage.probability is not None:
             extra["runctx.sample.probability"] = coverage.probability
         recording = root_span is not None and root_span.is_recording()
@@ -201,29 +214,14 @@ def deliver_outcome(
         report_error("outcome.metrics", error)
 
 
-def _lineage(run: RunContext) -> dict[str, AttributeValue]:
-    """The run's full attributes, lineage spelled out even if span stamping is lean."""
-    attributes = dict(run.to_span_attributes())
-    attributes[keys.EVENT_ID] = run.event_id
-    attributes[keys.CUSTOMER_ID] = run.customer_id
-    attributes[keys.ROOT_RUN_ID] = run.root_run_id
-    attributes[keys.ATTEMPT] = run.attempt
-    if run.parent_run_id is not None:
-        attributes[keys.PARENT_RUN_ID] = run.parent_run_id
-    if run.retry_of_run_id is not None:
-        attributes[keys.RETRY_OF_RUN_ID] = run.retry_of_run_id
-    if run.tenant_id is not None:
-        attributes[keys.TENANT_ID] = run.tenant_id
-    return attributes
-
-
 def _record(
     run: RunContext,
     outcome: Outcome,
     extra: Mapping[str, AttributeValue],
     context: Context | None,
 ) -> LogRecord:
-    attributes = _lineage(run)
+    # The run's full attribute set (lineage spelled out even when span stamping is lean).
+    attributes = dict(run.to_span_attributes())
     attributes.update(extra)
     now = time.time_ns()
     return LogRecord(
@@ -274,10 +272,12 @@ def _record_metrics(run: RunContext, outcome: Outcome, duration_seconds: float |
         dimensions[keys.CUSTOMER_ID] = run.customer_id
     # Workflow names and customer ids can come from inbound data: each instrument's series are
     # capped (OTEL_RUNCTX_METRICS_SERIES_CAP), the rest go to the otel.metric.overflow series.
-    global _caps, _caps_for
-    if _caps is None or _caps_for is not _instruments:
-        cap = get_settings().metrics_series_cap
-        _caps, _caps_for = (SeriesCap(cap), SeriesCap(cap)), _instruments
-    runs.add(1, _caps[0].admit(dimensions))
+    # Both instruments are recorded with the same dimensions (the duration only when known),
+    # so one cap admits each set for both.
+    global _cap, _cap_for
+    if _cap is None or _cap_for is not _instruments:
+        _cap, _cap_for = SeriesCap(get_settings().metrics_series_cap), _instruments
+    admitted = _cap.admit(dimensions)
+    runs.add(1, admitted)
     if duration_seconds is not None:
-        duration.record(duration_seconds, _caps[1].admit(dimensions))
+        duration.record(duration_seconds, admitted)

@@ -135,6 +135,10 @@ def run_ended(run: RunContext, error: BaseException | None, status: RunStatus | 
         report_error("outcome.automatic", failure)
 
 
+#: The outcome of most runs; immutable, so one object serves every run.
+_AUTOMATIC_SUCCESS = Outcome(status=RunStatus.SUCCESS, automatic=True)
+
+
 def automatic_outcome(
     run: RunContext, error: BaseException | None, status: RunStatus | None = None
 ) -> Outcome:
@@ -155,6 +159,8 @@ def automatic_outcome(
             status = RunStatus.FAILURE
         else:
             status = RunStatus.SUCCESS
+    if error is None and reason is None and status is RunStatus.SUCCESS:
+        return _AUTOMATIC_SUCCESS
     if reason is None and error is not None and status is not RunStatus.SUCCESS:
         reason = _exception_reason(error)
     return Outcome(

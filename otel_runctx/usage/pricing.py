@@ -17,6 +17,7 @@ run's summed usage per model, so the outcome's cost is exactly what genai-prices
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 from decimal import Decimal
@@ -24,7 +25,13 @@ from typing import Any
 
 from otel_runctx.usage.prices import PriceTable
 
-__all__ = ["SOURCE_GENAI_PRICES", "SOURCE_LOCAL", "genai_prices_available", "price_model"]
+__all__ = [
+    "SOURCE_GENAI_PRICES",
+    "SOURCE_LOCAL",
+    "genai_prices_available",
+    "genai_prices_installed",
+    "price_model",
+]
 
 SOURCE_LOCAL = "local"
 SOURCE_GENAI_PRICES = "genai-prices"
@@ -49,8 +56,28 @@ def _genai_prices() -> Any:
 
 
 def genai_prices_available() -> bool:
-    """True when the ``genai-prices`` package can be imported."""
+    """True when the ``genai-prices`` package can be imported (imports it)."""
     return _genai_prices() is not None
+
+
+_installed: bool | None = None
+
+
+def genai_prices_installed() -> bool:
+    """True when ``genai-prices`` is installed, without importing it (``find_spec``).
+
+    For runs that priced nothing: the import (with pydantic) takes a noticeable time, and a
+    run without LLM calls must not pay it at its end.
+    """
+    global _installed
+    if _catalog is not None:
+        return _catalog is not False
+    if _installed is None:
+        try:
+            _installed = importlib.util.find_spec("genai_prices") is not None
+        except (ImportError, ValueError):
+            _installed = False
+    return _installed
 
 
 def _undated(name: str | None) -> str | None:
