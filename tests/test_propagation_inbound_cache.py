@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from otel_runctx import RunContext, stats
 from otel_runctx.context import get_run_context, with_run_context
 from otel_runctx.propagation import RunContextPropagator, inbound_cache
 from otel_runctx.propagation import policy as policy_module
+from otel_runctx.propagation.signing import sign
 from otel_runctx.settings import load_settings
 
 _KEYS = "k1:inbound-cache-secret-0123456789"
@@ -91,3 +93,58 @@ def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         propagator.extract(_header(propagator, run), context=Context())
     assert len(inbound_cache._accepted) <= 4
     assert policy_module.inbound_run is inbound_cache.inbound_run
+
+
+def _signed_carrier(run: RunContext, issued_at: int) -> dict[str, str]:
+    """A header for ``run`` whose signature was issued at ``issued_at`` (unix seconds)."""
+    settings = load_settings({"OTEL_RUNCTX_SIGNING_KEYS": _KEYS})
+    entries = run.to_baggage_dict(lean_mode=True)
+    entries["runctx.sig"] = sign(settings.signing_keys[0], entries, issued_at)
+    return {"baggage": ",".join(f"{key}={value}" for key, value in entries.items())}
+
+
+def test_a_cached_acceptance_ends_when_the_signature_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Accepted one second before the signature's max age runs out: reusing the acceptance for
+    # the cache's full 5 s would accept a replay up to 4 s past the max age.
+    settings = load_settings(
+        {
+            "OTEL_RUNCTX_INBOUND": "verify",
+            "OTEL_RUNCTX_SIGNING_KEYS": _KEYS,
+            "OTEL_RUNCTX_SIGNATURE_MAX_AGE": "30",
+        }
+    )
+    receiver = RunContextPropagator(settings)
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    carrier = _signed_carrier(
+        RunContext.create("job", event_id="e", customer_id="c"), 1_799_999_971
+    )
+    assert get_run_context(receiver.extract(carrier, context=Context())) is not None
+    assert get_run_context(receiver.extract(carrier, context=Context())) is not None  # cached
+    now[0] += 1.5  # the signature is now 30.5 s old; the cached acceptance only 1.5 s
+    stats.reset()
+    assert get_run_context(receiver.extract(carrier, context=Context())) is None
+    assert stats.snapshot().get("propagation.rejected_signature.expired") == 1
+
+
+def test_a_cached_acceptance_never_covers_another_signature_or_entry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings({"OTEL_RUNCTX_INBOUND": "verify", "OTEL_RUNCTX_SIGNING_KEYS": _KEYS})
+    receiver = RunContextPropagator(settings)
+    run = RunContext.create("job", event_id="e", customer_id="c")
+    carrier = _signed_carrier(run, int(time.time()))
+    assert get_run_context(receiver.extract(carrier, context=Context())) is not None
+    text = carrier["baggage"]
+    forged = [
+        text.replace("runctx.customer_id=c", "runctx.customer_id=d"),
+        text + ",runctx.tenant_id=t",
+        text.replace(text.split("runctx.sig=")[1], text.split("runctx.sig=")[1][:-1] + "A"),
+    ]
+    stats.reset()
+    for header in forged:
+        assert header != text
+        assert get_run_context(receiver.extract({"baggage": header}, context=Context())) is None
+    assert stats.snapshot().get("propagation.rejected_signature.mismatch") == len(forged)

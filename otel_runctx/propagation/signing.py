@@ -40,6 +40,7 @@ __all__ = [
     "SIGNATURE_KEY",
     "SIGNED_KEYS",
     "canonical_bytes",
+    "issued_at",
     "sign",
     "verify",
 ]
@@ -126,18 +127,10 @@ def verify(
     """
     if signature is None:
         return "missing"
-    version, _, rest = signature.partition(":")
-    key_id, _, rest = rest.partition(":")
-    issued_text, _, mac_text = rest.partition(":")
-    if (
-        version != _VERSION
-        or len(mac_text) != _MAC_TEXT_LENGTH
-        or not key_id.isascii()
-        or not (issued_text.isascii() and issued_text.isdigit())
-        or len(issued_text) > _MAX_ISSUED_AT_DIGITS
-    ):
+    fields = _fields(signature)
+    if fields is None:
         return "malformed"
-    issued_at = int(issued_text)
+    key_id, issued_at, mac_text = fields
     current = time.time() if now is None else now
     if issued_at > current + CLOCK_SKEW_SECONDS:
         return "future"
@@ -150,3 +143,25 @@ def verify(
             expected = _mac_text(key.secret, key_id, entries, issued_at)
             return "ok" if hmac.compare_digest(expected, received) else "mismatch"
     return "unknown_key"
+
+
+def issued_at(signature: str | None) -> int | None:
+    """The issued-at of a well-formed version 2 ``signature``, else None."""
+    fields = None if signature is None else _fields(signature)
+    return None if fields is None else fields[1]
+
+
+def _fields(signature: str) -> tuple[str, int, str] | None:
+    """(key id, issued-at, MAC text) of a well-formed version 2 signature, else None."""
+    version, _, rest = signature.partition(":")
+    key_id, _, rest = rest.partition(":")
+    issued_text, _, mac_text = rest.partition(":")
+    if (
+        version != _VERSION
+        or len(mac_text) != _MAC_TEXT_LENGTH
+        or not key_id.isascii()
+        or not (issued_text.isascii() and issued_text.isdigit())
+        or len(issued_text) > _MAX_ISSUED_AT_DIGITS
+    ):
+        return None
+    return key_id, int(issued_text), mac_text
