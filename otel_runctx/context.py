@@ -178,9 +178,9 @@ class RunContext:
             event_id=_data_field("event_id", event_id),
             customer_id=_data_field("customer_id", customer_id),
             environment=(
-                get_settings().environment
-                if environment is None
-                else check_text("environment", environment)
+                check_text("environment", environment)
+                if environment
+                else get_settings().environment
             ),
             tenant_id=None if tenant_id is None else _data_field("tenant_id", tenant_id),
             parent_run_id=None,

@@ -212,3 +212,34 @@ def test_a_local_price_overrides_genai_prices_per_model_and_unknowns_are_listed(
     assert Decimal(event["runctx.usage.cost_decimal"]) == local + anthropic
     assert tuple(event["runctx.usage.cost_unpriced_models"]) == ("in-house-7b",)
     assert tuple(event["runctx.usage.providers"]) == ("anthropic", "openai", "")
+
+
+def test_a_run_without_tokens_is_priced_without_importing_genai_prices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A token-less run reports cost 0 when genai-prices is installed, but only asks whether
+    it is installed: importing it (pydantic and all) at the end of such a run stalled the
+    caller's thread. A run with tokens still imports it to price them."""
+    from otel_runctx.usage import pricing
+    from otel_runctx.usage.attributes import usage_attributes
+    from otel_runctx.usage.rollup import RunUsage
+
+    imports: list[bool] = []
+    real = pricing._genai_prices
+
+    def counted() -> Any:
+        imports.append(True)
+        return real()
+
+    monkeypatch.setattr(pricing, "_catalog", None)
+    monkeypatch.setattr(pricing, "_installed", None)
+    monkeypatch.setattr(pricing, "_genai_prices", counted)
+    attributes = usage_attributes(RunUsage(span_count=1))
+    assert imports == []
+    assert attributes["runctx.usage.cost"] == 0.0
+    assert attributes["runctx.usage.cost_decimal"] == "0"
+    assert attributes["runctx.usage.cost_currency"] == "USD"
+    with_tokens = RunUsage(span_count=1)
+    with_tokens.add_tokens("gpt-4o-mini", 1000, 100)
+    assert usage_attributes(with_tokens)["runctx.usage.cost"] > 0
+    assert imports

@@ -14,10 +14,10 @@ SDK: fork workers inherit the parent's; spawn workers get one from ``opentelemet
 
 **Subprocesses** (``subprocess.Popen``, so ``run``/``call``/``check_output``): started inside a
 run, the child gets ``TRACEPARENT``/``TRACESTATE``/``BAGGAGE`` (OpenTelemetry's environment
-carriers, written by the global propagator) in *its own* ``env`` only; ``os.environ`` is never
-touched, so concurrent runs cannot see each other's. A child under ``opentelemetry-instrument``
-or ``configure()`` extracts them at startup as its inbound run (:func:`adopt_process_carrier`),
-under the same ``OTEL_RUNCTX_INBOUND`` rules as an HTTP request.
+carriers, written by the global propagator) in *its own* ``env`` only; this process's own
+environment is never touched, so concurrent runs cannot see each other's. A child under
+``opentelemetry-instrument`` or ``configure()`` extracts them at startup as its inbound run
+(:func:`adopt_process_carrier`), under the same ``OTEL_RUNCTX_INBOUND`` rules as an HTTP request.
 """
 
 from __future__ import annotations
@@ -126,13 +126,15 @@ def process_carrier_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
     return child
 
 
-def adopt_process_carrier(environ: Mapping[str, str]) -> bool:
-    """Make the run in ``TRACEPARENT``/``BAGGAGE`` of ``environ`` this thread's inbound run.
+def adopt_process_carrier(variables: Mapping[str, str]) -> bool:
+    """Make the run in ``TRACEPARENT``/``BAGGAGE`` of ``variables`` this thread's inbound run.
 
     Called once at startup in the main thread, so the app's main code runs under it; the global
     propagator applies the trust policy. True if a run was adopted.
     """
-    carrier = {name: environ[name.upper()] for name in _CARRIER_NAMES if environ.get(name.upper())}
+    carrier = {
+        name: variables[name.upper()] for name in _CARRIER_NAMES if variables.get(name.upper())
+    }
     if not carrier:
         return False
     context = propagate.extract(carrier)

@@ -37,8 +37,6 @@ def usage_attributes(
     usage: RunUsage, prices: PriceTable | None = None, *, use_catalog: bool = True
 ) -> dict[str, AttributeValue]:
     """The attributes for ``usage``; cost ones when a local table or genai-prices is there."""
-    if not usage.tokens:  # most runs: no LLM call, nothing to price (a cheaper path)
-        return _without_models(usage, prices, use_catalog)
     models = sorted(usage.tokens)
     counts = [_counts(usage, model) for model in models]
     attributes: dict[str, AttributeValue] = {
@@ -61,7 +59,9 @@ def usage_attributes(
         attributes["runctx.usage.input_tokens_by_model"] = [c[0] for c in counts]
         attributes["runctx.usage.output_tokens_by_model"] = [c[1] for c in counts]
         attributes["runctx.usage.cache_read_tokens_by_model"] = [c[2] for c in counts]
-    catalog = use_catalog and genai_prices_available()
+    # A run without tokens has nothing to price: it only asks whether genai-prices is there,
+    # so its end does not pay the import (pydantic and all) on the caller's thread.
+    catalog = use_catalog and (genai_prices_available() if models else genai_prices_installed())
     if prices is None and not catalog:
         return attributes
     total = Decimal(0)
@@ -95,27 +95,4 @@ def usage_attributes(
         attributes["runctx.usage.cost_source_by_model"] = sources
     if unpriced:
         attributes["runctx.usage.cost_unpriced_models"] = unpriced
-    return attributes
-
-
-def _without_models(
-    usage: RunUsage, prices: PriceTable | None, use_catalog: bool
-) -> dict[str, AttributeValue]:
-    """:func:`usage_attributes` of a run that reported no tokens (the same attributes)."""
-    attributes: dict[str, AttributeValue] = {
-        "runctx.usage.span_count": usage.span_count,
-        "runctx.usage.error_count": usage.error_count,
-        "runctx.usage.llm_calls": usage.llm_calls,
-        "runctx.usage.input_tokens": 0,
-        "runctx.usage.output_tokens": 0,
-        "runctx.usage.cache_read_tokens": 0,
-        "runctx.usage.cache_write_tokens": 0,
-    }
-    if usage.nested_skipped:
-        attributes["runctx.usage.nested_skipped"] = usage.nested_skipped
-    if prices is None and not (use_catalog and genai_prices_installed()):
-        return attributes
-    attributes["runctx.usage.cost"] = 0.0
-    attributes["runctx.usage.cost_decimal"] = "0"
-    attributes["runctx.usage.cost_currency"] = prices.currency if prices is not None else "USD"
     return attributes
