@@ -406,3 +406,32 @@ def test_many_threads_rolling_segments_under_a_busy_worker_lose_nothing(
     assert sorted(set(exporter.ids())) == sorted(f"t{n}-{i}" for n in range(4) for i in range(300))
     assert not any(name.startswith("errors.") for name in stats.snapshot())
     spool.shutdown(timeout=2)
+
+
+def test_outcome_appended_while_the_worker_is_mid_cycle_is_sent_at_shutdown(
+    spool_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A short script: its only outcome is appended while the worker's first cycle (which
+    # ingested nothing yet) is still running, and the process exits at once. Seen in CI: the
+    # worker saw the stop at the end of that cycle and quit, leaving the outcome for "next start".
+    appended = threading.Event()
+    real_lease = SpoolStore.lease
+    calls = 0
+
+    def lease_after_the_append(store: SpoolStore, *args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the first cycle: hold it until the append and the stop have happened
+            appended.wait(5)
+            eventually(lambda: spool._worker.stopping, timeout=5)
+        return real_lease(store, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SpoolStore, "lease", lease_after_the_append)
+    exporter = RecordingExporter()
+    spool = make_spool(spool_path, exporter, poll_interval=60)
+    eventually(lambda: calls == 1)
+    assert spool.append(record("last"), "last", RESOURCE, ("t", None))
+    appended.set()
+    spool.shutdown(timeout=4)
+    assert exporter.ids() == ["last"]
+    assert pending(spool_path) == 0

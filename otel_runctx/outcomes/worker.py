@@ -78,6 +78,9 @@ class SpoolWorker:
         while True:
             self.wake.clear()
             self.backlog = 0
+            # A stop asked for during a cycle gets one more: what was appended just before the
+            # stop (a short script's only outcome) is ingested and sent, not left for next start.
+            last_cycle = self.stopping
             with self._cond:
                 self._cycle += 1
                 cycle = self._cycle
@@ -106,8 +109,10 @@ class SpoolWorker:
                     with self._cond:
                         self._drained_cycle = cycle
                         self._cond.notify_all()
-                if self.stopping:
+                if last_cycle:
                     return
+                if self.stopping:
+                    continue
                 self.wake.wait(self._poll_interval if ingested else 1.0)
             except Exception as error:
                 report_error("outcome_spool.worker", error)
