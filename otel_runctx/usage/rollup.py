@@ -18,7 +18,9 @@ mark travels up as each marked span ends. The same rule makes two instrumentatio
 (e.g. openai-v2 and OpenInference wrapping the same client method, one span nested in the
 other) count once. A framework span that reports its own tokens *and* has an instrumented LLM
 call below it is not counted (the call below is). Works within one process; parents in another
-process are never marked.
+process are never marked. A parent the sampler ``DROP``ped (a protocol span of a dropped run,
+e.g. a server span an LLM call runs under) never ends here, so its mark stays until the
+MAX_COVERED_SPANS bound evicts it (oldest first).
 """
 
 from __future__ import annotations
