@@ -24,6 +24,7 @@ from otel_runctx.validation import check_text
 PropagationMode = Literal["lean", "full"]
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 InboundPolicy = Literal["trust", "verify", "ignore"]
+SampledOutSpans = Literal["llm", "all"]
 
 ENV_ENVIRONMENT = "OTEL_RUNCTX_ENVIRONMENT"
 ENV_PROPAGATION_MODE = "OTEL_RUNCTX_PROPAGATION_MODE"
@@ -41,6 +42,10 @@ ENV_METRICS_SERIES_CAP = "OTEL_RUNCTX_METRICS_SERIES_CAP"
 ENV_SPAN_ATTRIBUTES = "OTEL_RUNCTX_SPAN_ATTRIBUTES"
 ENV_LOCAL = "OTEL_RUNCTX_LOCAL"
 ENV_DEFAULT_BUDGET_COST = "OTEL_RUNCTX_DEFAULT_BUDGET_COST"
+ENV_SAMPLED_OUT_SPANS = "OTEL_RUNCTX_SAMPLED_OUT_SPANS"
+
+#: What the run-consistent sampler records of a dropped run (see sampling/sampler.py).
+SAMPLED_OUT_SPANS = ("llm", "all")
 
 DEFAULT_ENVIRONMENT = "production"
 DEFAULT_JSONL_PATH = "otel-runctx.jsonl"
@@ -118,6 +123,9 @@ class Settings:
     local: bool = False
     #: The cost budget of every top-level run started without ``budget=`` (None: no default).
     default_budget_cost: float | None = None
+    #: Which spans of a run the run-consistent sampler drops are still recorded (not exported):
+    #: ``llm``, those that may carry LLM usage; ``all``, every one.
+    sampled_out_spans: SampledOutSpans = "llm"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -148,6 +156,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         span_attribute_keys=_span_attribute_keys(env),
         local=local_mode(env),
         default_budget_cost=_positive_number(env, ENV_DEFAULT_BUDGET_COST),
+        sampled_out_spans=_choice(env, ENV_SAMPLED_OUT_SPANS, SAMPLED_OUT_SPANS, "llm"),  # type: ignore[arg-type]
     )
 
 

@@ -124,11 +124,20 @@ def test_outside_a_run_it_samples_like_parent_based_trace_id_ratio() -> None:
         )
 
 
-def test_spans_of_a_dropped_run_are_recorded_not_sampled() -> None:
+def test_spans_of_a_dropped_run_that_may_carry_tokens_are_recorded_not_sampled() -> None:
+    # Was: every span of a dropped run is RECORD_ONLY. Now (sampled_out_spans="llm", the
+    # default) only spans that may carry LLM usage are: a span without start attributes may
+    # (it can get tokens before it ends), a protocol span cannot and is DROPped (see
+    # tests/test_sampled_out_spans.py); "all" keeps the old rule.
     sampler = RunConsistentSampler(0.0)
+    everything = RunConsistentSampler(0.0, sampled_out_spans="all")
+    http = {"http.request.method": "GET"}
     with run("agent", event_id="E", customer_id="c"):
-        result = sampler.should_sample(None, 1, "span")
-    assert result.decision is Decision.RECORD_ONLY
+        assert sampler.should_sample(None, 1, "span").decision is Decision.RECORD_ONLY
+        assert sampler.should_sample(None, 1, "GET", attributes=http).decision is Decision.DROP
+        for attributes in (None, http):
+            result = everything.should_sample(None, 1, "span", attributes=attributes)
+            assert result.decision is Decision.RECORD_ONLY
 
 
 def test_the_stock_ratio_sampler_undercounts_and_says_so(

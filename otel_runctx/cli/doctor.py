@@ -337,7 +337,7 @@ def check_sampler_usage(diagnosis: Diagnosis) -> None:
         probability = coverage.probability
         kept = "every run" if probability == 1.0 else f"{probability:.4g} of runs, whole"
         diagnosis.add(
-            "ok", "sampler", f"{name}: exports {kept}; usage on outcomes counts every span"
+            "ok", "sampler", f"{name}: exports {kept}; usage on outcomes counts every LLM span"
         )
         return
     diagnosis.add(

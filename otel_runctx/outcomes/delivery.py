@@ -7,7 +7,8 @@ Every outcome event carries its run's lineage (``event_id``, ``root_run_id``,
 ``parent_run_id``, ``attempt``, ``retry_of_run_id``) and its own run's usage only, so sums by
 event, root run or customer count each run once. ``runctx.sample.probability`` is the share of
 runs the sampler exports; ``runctx.usage.complete`` is true when the roll-up saw every span of
-the run here (see sampling/coverage.py); ``runctx.usage.final`` is false only on the pending
+the run here that may carry tokens (see sampling/coverage.py; ``runctx.usage.sampled_out_spans``
+counts the others, dropped by the sampler); ``runctx.usage.final`` is false only on the pending
 record of an early outcome (see outcomes/emit.py).
 """
 

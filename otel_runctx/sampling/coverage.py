@@ -1,9 +1,11 @@
 """What the configured sampler means for a run's usage: kept with what probability, seen whole?
 
 The usage roll-up sees a span only if the sampler recorded it. :class:`RunConsistentSampler`
-records every span of every run (dropped runs as ``RECORD_ONLY``), so the roll-up is complete at
-any probability. The SDK's own samplers ``DROP`` what they do not keep, so a run's usage is
-complete under them only when they keep everything.
+records every span of a dropped run that may carry LLM tokens (``RECORD_ONLY``) and, by
+default, drops only protocol spans, which carry none (it counts them for the run, see
+``runctx.usage.sampled_out_spans``); so tokens and cost are complete at any probability, and
+``complete`` means that. The SDK's own samplers ``DROP`` what they do not keep, so a run's usage
+is complete under them only when they keep everything.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ __all__ = ["SamplingCoverage", "coverage_of", "provider_sampler"]
 @dataclass(frozen=True, slots=True)
 class SamplingCoverage:
     """``probability``: the share of runs whose spans are exported (None: unknown).
-    ``complete``: True when the roll-up sees every span of a run whatever the decision.
+    ``complete``: True when the roll-up sees every span of a run that may carry tokens,
+    whatever the decision.
     ``needs_recording_root``: complete only if the run's own root span was recorded."""
 
     probability: float | None

@@ -5,10 +5,26 @@ Every process computes the same decision for the same run with no coordination: 
 below ``probability * 2**64``. So a run's spans are all kept or all dropped in every service,
 queue worker and retry of the same root, including spans that start new traces.
 
-A dropped run's spans are ``RECORD_ONLY``, not ``DROP``: processors still see them (the usage
-roll-up counts their tokens, so cost on the outcome stays exact) but no exporter sends them. A
-``DROP``ped span is a NonRecordingSpan that no processor ever sees. Spans outside any run are
-sampled like ``ParentBased(TraceIdRatioBased(probability))``.
+No span of a dropped run is exported, but the usage roll-up must still see every span that may
+carry LLM tokens, or the outcome's cost would be short. So in a dropped run
+(``sampled_out_spans="llm"``, the default, ``OTEL_RUNCTX_SAMPLED_OUT_SPANS``):
+
+- a span that may carry tokens is ``RECORD_ONLY``: built and seen by processors, not exported.
+  That is every span recognisable at start as an LLM/GenAI call *and* every span that cannot be
+  told apart at start (see sampling/llm_spans.py for the rule and the sources it was checked in);
+- a span that starts as a protocol span (HTTP, database, RPC, messaging) is ``DROP``: a
+  NonRecordingSpan no processor sees, a fraction of the cost. The sampler counts it for its
+  run (``runctx.usage.span_count`` stays right; ``runctx.usage.sampled_out_spans`` says how
+  many spans the roll-up did not see, whose errors ``error_count`` therefore misses);
+- while some run's ``enforce="raise"`` budget is used up, nothing is dropped, so the span start
+  that must raise ``BudgetExceeded`` still reaches the roll-up.
+
+``sampled_out_spans="all"`` records every span of a dropped run (``RECORD_ONLY``), the
+behaviour before the distinction. The decision for a span comes from the run in the context it
+starts in, not from its parent span, so a child of a dropped span is decided like any other
+span of its run. Spans outside any run are sampled like
+``ParentBased(TraceIdRatioBased(probability))``. The attributes given at start are passed
+through to the span, as the SDK's own samplers do.
 """
 
 from __future__ import annotations
@@ -29,6 +45,11 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from otel_runctx.processors._lookup import run_for
+from otel_runctx.sampling.llm_spans import may_carry_llm_usage
+from otel_runctx.settings import SAMPLED_OUT_SPANS, get_settings
+from otel_runctx.stats import report_error
+from otel_runctx.usage.rollup import note_sampled_out
+from otel_runctx.usage.spend import hard_stop_pending
 
 __all__ = ["RunConsistentSampler", "run_is_kept", "runctx_ratio_sampler"]
 
@@ -51,17 +72,33 @@ def run_is_kept(root_run_id: str, probability: float) -> bool:
 
 
 class RunConsistentSampler(Sampler):
-    """Keeps a ``probability`` share of runs, whole; records (without exporting) the rest."""
+    """Keeps a ``probability`` share of runs, whole; of the rest records (without exporting)
+    what the usage roll-up needs.
 
-    def __init__(self, probability: float) -> None:
+    ``sampled_out_spans``: ``"llm"`` records the spans of a dropped run that may carry LLM usage
+    and drops the others; ``"all"`` records them all; None (default) reads
+    ``OTEL_RUNCTX_SAMPLED_OUT_SPANS`` (default ``llm``). See the module docstring.
+    """
+
+    def __init__(self, probability: float, sampled_out_spans: str | None = None) -> None:
         if isinstance(probability, bool) or not 0.0 <= float(probability) <= 1.0:
             raise ValueError(f"probability must be between 0 and 1, got {probability!r}")
+        if sampled_out_spans is None:
+            sampled_out_spans = get_settings().sampled_out_spans
+        if sampled_out_spans not in SAMPLED_OUT_SPANS:
+            raise ValueError(
+                f"sampled_out_spans must be one of {', '.join(SAMPLED_OUT_SPANS)}, "
+                f"got {sampled_out_spans!r}"
+            )
         self.probability = float(probability)
+        self.sampled_out_spans = sampled_out_spans
+        self._record_all = sampled_out_spans == "all"
         self._bound = int(self.probability * _SCALE)
         self._outside = ParentBased(TraceIdRatioBased(self.probability))
         self._decisions: dict[str, bool] = {}
         self._keep = SamplingResult(Decision.RECORD_AND_SAMPLE)
         self._record = SamplingResult(Decision.RECORD_ONLY)
+        self._drop = SamplingResult(Decision.DROP)
 
     def should_sample(
         self,
@@ -86,13 +123,32 @@ class RunConsistentSampler(Sampler):
                 self._decisions.clear()
             self._decisions[root] = kept
         parent_state = get_current_span(parent_context).get_span_context().trace_state
-        if parent_state:
-            return SamplingResult(
-                Decision.RECORD_AND_SAMPLE if kept else Decision.RECORD_ONLY, None, parent_state
-            )
+        if kept:
+            decision = Decision.RECORD_AND_SAMPLE
+        elif self._record_all or self._records(run.run_id, attributes):
+            decision = Decision.RECORD_ONLY
+        else:
+            return SamplingResult(Decision.DROP, None, parent_state) if parent_state else self._drop
+        if attributes or parent_state:
+            return SamplingResult(decision, attributes, parent_state or None)
         return self._keep if kept else self._record
 
+    @staticmethod
+    def _records(run_id: str, attributes: Attributes) -> bool:
+        """Whether a span of a dropped run is recorded; a dropped one is counted for its run.
+        Any failure records the span (never into the caller, never a span the roll-up misses)."""
+        try:
+            if may_carry_llm_usage(attributes) or hard_stop_pending():
+                return True
+            note_sampled_out(run_id)
+            return False
+        except Exception as error:
+            report_error("sampler.sampled_out", error)
+            return True
+
     def get_description(self) -> str:
+        if self._record_all:
+            return f"RunConsistentSampler{{{self.probability},sampled_out_spans=all}}"
         return f"RunConsistentSampler{{{self.probability}}}"
 
 
@@ -102,6 +158,8 @@ def runctx_ratio_sampler(argument: str | None = None) -> RunConsistentSampler:
     A missing argument means 1.0 (keep every run), as for the SDK's own ratio samplers; a bad
     one is a ValueError, which the SDK reports once at startup before falling back to its
     default sampler.
+
+    Which spans of a dropped run are recorded comes from ``OTEL_RUNCTX_SAMPLED_OUT_SPANS``.
     """
     if argument is None or not argument.strip():
         return RunConsistentSampler(1.0)

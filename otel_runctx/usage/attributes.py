@@ -1,7 +1,10 @@
 """The ``runctx.usage.*`` attributes of one run's usage, priced (see usage/pricing.py).
 
 Totals: ``span_count``, ``error_count``, ``llm_calls``, ``input_tokens``, ``output_tokens``,
-``cache_read_tokens``, ``cache_write_tokens``, ``unsplit_tokens``, ``nested_skipped``.
+``cache_read_tokens``, ``cache_write_tokens``, ``unsplit_tokens``, ``nested_skipped``, and in a
+run the sampler dropped, ``sampled_out_spans``: spans counted in ``span_count`` that were never
+recorded (the sampler ``DROP``ped them as unable to carry tokens), so ``error_count`` covers
+only the other spans (and the run's own end).
 Per model, as parallel lists sorted by model: ``models``, ``providers`` ("" if unknown),
 ``input_tokens_by_model``, ``output_tokens_by_model``, ``cache_read_tokens_by_model``.
 Cost (when any source priced a model): ``cost`` (float), ``cost_decimal`` (the exact decimal
@@ -53,6 +56,8 @@ def usage_attributes(
         attributes["runctx.usage.unsplit_tokens"] = unsplit
     if usage.nested_skipped:
         attributes["runctx.usage.nested_skipped"] = usage.nested_skipped
+    if usage.sampled_out:
+        attributes["runctx.usage.sampled_out_spans"] = usage.sampled_out
     if models:
         attributes["runctx.usage.models"] = models
         attributes["runctx.usage.providers"] = [usage.providers.get(m, "") for m in models]

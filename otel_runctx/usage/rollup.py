@@ -18,7 +18,9 @@ mark travels up as each marked span ends. The same rule makes two instrumentatio
 (e.g. openai-v2 and OpenInference wrapping the same client method, one span nested in the
 other) count once. A framework span that reports its own tokens *and* has an instrumented LLM
 call below it is not counted (the call below is). Works within one process; parents in another
-process are never marked.
+process are never marked. A parent the sampler ``DROP``ped (a protocol span of a dropped run,
+e.g. a server span an LLM call runs under) never ends here, so its mark stays until the
+MAX_COVERED_SPANS bound evicts it (oldest first).
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ from otel_runctx.usage.attributes import usage_attributes
 from otel_runctx.usage.conventions import LlmUsage, read_llm_usage
 from otel_runctx.usage.prices import PriceTable
 
-__all__ = ["RunUsage", "UsageRollupProcessor", "finish_run", "snapshot_run", "start_run"]
+__all__ = [
+    "RunUsage",
+    "UsageRollupProcessor",
+    "finish_run",
+    "note_sampled_out",
+    "snapshot_run",
+    "start_run",
+]
 
 #: Most runs aggregated at once; beyond this new runs get no roll-up (counted).
 MAX_LIVE_RUNS = 100_000
@@ -62,7 +71,9 @@ class RunUsage:
     TOKEN_FIELDS; the first two are what they always were). ``providers`` and
     ``request_models`` remember, per model, the first provider and request model reported.
     ``nested_skipped`` counts spans whose tokens were not added because a span below them
-    already reported (the no-double-count rule).
+    already reported (the no-double-count rule). ``sampled_out`` counts spans the sampler
+    ``DROP``ped in a dropped run (see :func:`note_sampled_out`): they are in ``span_count`` but
+    the roll-up never saw them, so their errors are not in ``error_count``.
     """
 
     span_count: int = 0
@@ -73,6 +84,7 @@ class RunUsage:
     request_models: dict[str, str] = field(default_factory=dict)
     nested_skipped: int = 0
     bad_counts: int = 0
+    sampled_out: int = 0
 
     def copy(self) -> RunUsage:
         return RunUsage(
@@ -84,6 +96,7 @@ class RunUsage:
             dict(self.request_models),
             self.nested_skipped,
             self.bad_counts,
+            self.sampled_out,
         )
 
     def add_tokens(
@@ -153,6 +166,18 @@ def start_run(run_id: str) -> None:
         _live.setdefault(run_id, RunUsage())
 
 
+def note_sampled_out(run_id: str) -> None:
+    """Count a span of the live run ``run_id`` that the sampler ``DROP``ped: no processor will
+    see it, so it is counted here, when it starts (RunConsistentSampler calls this)."""
+    if run_id not in _live:  # a plain dict read: runs not started here pay no lock
+        return
+    with _lock:
+        usage = _live.get(run_id)
+        if usage is not None:
+            usage.span_count += 1
+            usage.sampled_out += 1
+
+
 def snapshot_run(run_id: str) -> RunUsage | None:
     """A copy of the run's aggregate so far, or None if it is not tracked."""
     with _lock:
@@ -187,7 +212,9 @@ class UsageRollupProcessor(SpanProcessor):
     Reads ``runctx.run_id`` (stamped by RunContextSpanProcessor, or set on the run's root span)
     and the token attributes of every convention in usage/conventions.py. Token counts that are
     not non-negative integers are ignored and counted (``usage.bad_token_count``). Spans a
-    sampler recorded without sampling (``RECORD_ONLY``, see RunConsistentSampler) count too.
+    sampler recorded without sampling (``RECORD_ONLY``, see RunConsistentSampler) count too;
+    spans it ``DROP``ped never reach a processor and are counted by the sampler instead
+    (:func:`note_sampled_out`).
     """
 
     def __init__(self) -> None:

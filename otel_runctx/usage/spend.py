@@ -139,6 +139,12 @@ def on_llm_usage(run_id: str, model: str | None, input_tokens: int, output_token
         report_error("budget.on_llm_usage", error)
 
 
+def hard_stop_pending() -> bool:
+    """True while some live run's ``enforce="raise"`` budget is used up: a sampler that would
+    drop a span must then record it, so that the roll-up's start hook can stop the run."""
+    return bool(_hard_stopped)
+
+
 def check_span_start(parent_context: Context | None) -> None:
     """The roll-up's start hook: raise BudgetExceeded if the span's run is hard-stopped."""
     if not _hard_stopped:
