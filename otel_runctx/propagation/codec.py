@@ -54,6 +54,9 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _OWS = " \t"
 _is_key = _KEY.fullmatch
 _is_value = _VALUE.fullmatch
+# Every character a compact header may hold: baggage-octets (which include "=" and every
+# token character) and the comma between members.
+_is_compact = re.compile(r"[\x21\x23-\x2b\x2c\x2d-\x3a\x3c-\x5b\x5d-\x7e]*").fullmatch
 
 
 def encode(text: str, *, key: bool = False) -> str:
@@ -112,6 +115,13 @@ def parse_header(header: str) -> ParsedBaggage | None:
     # A valid header is ASCII, so characters == bytes; non-ASCII members are rejected below.
     if len(header) > MAX_HEADER_BYTES:
         return None
+    compact = _parse_compact(header)
+    return compact if compact is not None else _parse_general(header)
+
+
+def _parse_general(header: str) -> ParsedBaggage:
+    """Any header of at most :data:`MAX_HEADER_BYTES`: whitespace, properties, empty members,
+    escaped keys and bad members included."""
     parsed = ParsedBaggage()
     run_entries = parsed.run_entries
     app_entries = parsed.app_entries
@@ -149,4 +159,41 @@ def parse_header(header: str) -> ParsedBaggage | None:
             parsed.app_rejected += 1
         else:
             app_entries[key] = value
+    return parsed
+
+
+def _parse_compact(header: str) -> ParsedBaggage | None:
+    """:func:`parse_header` for the form senders write (ours and OpenTelemetry's): members
+    ``key=value`` joined by bare commas, no whitespace, no properties, at most
+    :data:`MAX_MEMBER_BYTES` in all. None for any other header, which the general loop then
+    reads; the answer is the same either way (``tests/test_propagation_codec.py``).
+
+    One character-class match over the whole header proves every value is made of
+    baggage-octets, and one over the joined keys proves every key is a token, so a member
+    costs a split and a dictionary write instead of a dozen checks.
+    """
+    if len(header) > MAX_MEMBER_BYTES or _is_compact(header) is None:
+        return None
+    members = header.split(",")
+    if len(members) > MAX_MEMBERS:
+        return None
+    parsed = ParsedBaggage()
+    run_entries = parsed.run_entries
+    app_entries = parsed.app_entries
+    for member in members:
+        key, equals, raw_value = member.partition("=")
+        if not key or not equals or "%" in key:
+            return None  # an empty member, a bare key or an escaped key: the general loop
+        value = raw_value if "%" not in raw_value else decode(raw_value)
+        if key.startswith(PREFIX):
+            if value is None or key in run_entries:
+                parsed.run_malformed = True
+            else:
+                run_entries[key] = value
+        elif value is None:
+            parsed.app_rejected += 1
+        else:
+            app_entries[key] = value
+    if _is_key("".join(run_entries) + "".join(app_entries)) is None:
+        return None  # some key is not a token: the general loop says which
     return parsed

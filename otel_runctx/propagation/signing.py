@@ -70,24 +70,30 @@ SIGNED_KEYS = (
     keys.DEADLINE,
 )
 
-# (key, "key=") per signed key: a present field's line is the prefix plus its encoded value.
-_LINE_PREFIXES = tuple((key, f"{key}=") for key in SIGNED_KEYS)
-
 _MAC_TEXT_LENGTH = 43  # base64url of 32 bytes, unpadded
 
 
 def canonical_bytes(key_id: str, entries: Mapping[str, str], issued_at: int) -> bytes:
     """The bytes signed for ``entries`` (decoded run baggage values) under ``key_id``."""
+    try:
+        # The usual case: no value needs escaping (one check for all of them), so a present
+        # field's line is "key=value". Keys that are not signed get a line nobody reads.
+        plain = is_plain_value("".join(entries.values()))
+    except TypeError:  # a None or non-text value somewhere: take the general path
+        plain = False
+    if plain:
+        lines = {key: f"{key}={value}" for key, value in entries.items()}
+        return canonical_bytes_of_members(key_id, lines, issued_at)
     get = entries.get
     values = [get(key) for key in SIGNED_KEYS]
-    # One check for the usual case where no value needs escaping, instead of one per value.
-    if not is_plain_value("".join([value for value in values if value is not None])):
-        values = [None if value is None else encode(value) for value in values]
-    lines = [
-        key if value is None else prefix + value
-        for (key, prefix), value in zip(_LINE_PREFIXES, values, strict=True)
-    ]
-    return _canonical_text(key_id, issued_at, lines)
+    return _canonical_text(
+        key_id,
+        issued_at,
+        [
+            key if value is None else f"{key}={encode(value)}"
+            for key, value in zip(SIGNED_KEYS, values, strict=True)
+        ],
+    )
 
 
 def canonical_bytes_of_members(key_id: str, members: Mapping[str, str], issued_at: int) -> bytes:
