@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from benchmarks._harness import Row, ns_per_op, percentile
 from otel_runctx import emit_outcome, run
 from otel_runctx.exporters import OutcomeSpool
+from otel_runctx.exporters.outcome import SkipDeliveredOutcomes
 from otel_runctx.outcomes.active import activate_spool
 from otel_runctx.outcomes.events import flush_outcome_events
 from otel_runctx.outcomes.model import make_outcome
@@ -61,10 +62,13 @@ class _AckExporter(LogRecordExporter):
 
 def _ensure_logger_provider() -> None:
     # A realistic pipeline: the SDK provider with a batch processor, as opentelemetry-instrument
-    # builds it. If another benchmark already set one, it is kept.
+    # builds it, its exporter wrapped as the default wiring wraps an OTLP one. If another
+    # benchmark already set one, it is kept.
     if not isinstance(get_logger_provider(), LoggerProvider):
         provider = LoggerProvider(shutdown_on_exit=False)
-        provider.add_log_record_processor(BatchLogRecordProcessor(_AckExporter()))
+        provider.add_log_record_processor(
+            BatchLogRecordProcessor(SkipDeliveredOutcomes(_AckExporter()))
+        )
         set_logger_provider(provider)
 
 

@@ -33,6 +33,7 @@ from benchmarks._harness import Row
 from otel_runctx import run
 from otel_runctx.distro.attach import build_log_processors, build_span_processors
 from otel_runctx.exporters import OutcomeSpool
+from otel_runctx.exporters.outcome import SkipDeliveredOutcomes
 from otel_runctx.outcomes.active import activate_spool
 from otel_runctx.outcomes.events import flush_outcome_events
 
@@ -60,7 +61,11 @@ _QUEUE = 20_000
 
 
 def ensure_providers() -> None:
-    """Global SDK providers as ``opentelemetry-instrument`` builds them (kept if already set)."""
+    """Global SDK providers as ``opentelemetry-instrument`` builds them (kept if already set).
+
+    The log exporter is wrapped in ``SkipDeliveredOutcomes``, as the default wiring wraps the
+    pipeline's OTLP exporter (distro/outcome_wiring.py): outcomes go out through the spool, the
+    pipeline carries the app's other log records."""
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         provider = TracerProvider(shutdown_on_exit=False)
         for processor in build_span_processors():
@@ -71,7 +76,9 @@ def ensure_providers() -> None:
         logs = LoggerProvider(shutdown_on_exit=False)
         for log_processor in build_log_processors():
             logs.add_log_record_processor(log_processor)
-        logs.add_log_record_processor(BatchLogRecordProcessor(_AckLogs(), max_queue_size=_QUEUE))
+        logs.add_log_record_processor(
+            BatchLogRecordProcessor(SkipDeliveredOutcomes(_AckLogs()), max_queue_size=_QUEUE)
+        )
         set_logger_provider(logs)
 
 

@@ -46,6 +46,9 @@ Wiring = Literal["off", "no-otlp", "durable", "degraded", "foreign"]
 class OutcomeDeliveryProcessor(LogRecordProcessor):
     """Connects the provider's ``force_flush`` and ``shutdown`` to the outcome delivery."""
 
+    #: It does nothing with any record (see outcomes/pipeline.py).
+    ignores_delivered_outcomes = True
+
     def __init__(self, delivery: OutcomeDelivery) -> None:
         self.delivery = delivery
 

@@ -85,6 +85,9 @@ def start_default_delivery(
 class SkipDeliveredOutcomes(LogRecordExporter):
     """Wraps an SDK pipeline's exporter so it skips outcomes otel-runctx delivers itself."""
 
+    #: Delivered outcomes are all this drops; see outcomes/pipeline.py.
+    ignores_delivered_outcomes = True
+
     def __init__(self, inner: LogRecordExporter) -> None:
         self.inner = inner
 
@@ -103,6 +106,9 @@ class SkipDeliveredOutcomes(LogRecordExporter):
 
 class OutcomeExporter(LogRecordExporter):
     """Durable outcome delivery in any setup. Built with no arguments (entry point)."""
+
+    #: It sends only outcomes nobody delivered (see outcomes/pipeline.py).
+    ignores_delivered_outcomes = True
 
     def __init__(self) -> None:
         self._delivery: OutcomeDelivery | None = None

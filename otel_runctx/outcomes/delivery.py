@@ -31,6 +31,7 @@ from otel_runctx.outcomes import _fast_emit
 from otel_runctx.outcomes.active import get_active_delivery, get_active_spool
 from otel_runctx.outcomes.events import emit_soon
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, Outcome
+from otel_runctx.outcomes.pipeline import pipeline_ignores_delivered
 from otel_runctx.processors import _fast_stamp
 from otel_runctx.sampling import SamplingCoverage, coverage_of, provider_sampler
 from otel_runctx.settings import get_settings
@@ -255,10 +256,12 @@ def _emit_event(
         return
     # First to disk (or the direct queue), then to the SDK pipeline, whose OTLP exporters skip
     # the record (it is marked delivered); the pipeline replaces record.attributes in place.
+    # When nothing in the pipeline would see it (the default wiring), it is not emitted there.
     delivery.deliver(
         record, outcome_id, _resource(), (_SCOPE_NAME, _SCOPE_VERSION), replaces=replaces_pending
     )
-    emit_soon(_logger, record)
+    if not pipeline_ignores_delivered(_logger):
+        emit_soon(_logger, record)
 
 
 def _record_metrics(run: RunContext, outcome: Outcome, duration_seconds: float | None) -> None:

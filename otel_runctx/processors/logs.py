@@ -20,6 +20,9 @@ class RunContextLogProcessor(LogRecordProcessor):
     as they are. Never raises into the logging call.
     """
 
+    #: Stamping an outcome that no exporter will send changes nothing (see outcomes/pipeline.py).
+    ignores_delivered_outcomes = True
+
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         try:
             record = log_record.log_record
