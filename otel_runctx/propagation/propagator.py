@@ -37,7 +37,7 @@ from otel_runctx.propagation.codec import (
 )
 from otel_runctx.propagation.inbound_cache import cached_inbound_run
 from otel_runctx.propagation.policy import log_rejection
-from otel_runctx.propagation.signing import SIGNATURE_KEY, sign
+from otel_runctx.propagation.signing import SIGNATURE_KEY, sign_members
 from otel_runctx.settings import Settings, get_settings
 
 __all__ = ["BAGGAGE_HEADER", "RunContextPropagator"]
@@ -135,10 +135,11 @@ class RunContextPropagator(textmap.TextMapPropagator):
         last = self._last
         if last is not None and last[0] is run and last[1] is settings and last[2] == second:
             return last[3]
-        entries = run.to_baggage_dict(lean_mode=settings.propagation_mode == "lean")
-        if settings.signing_keys:
-            entries[SIGNATURE_KEY] = sign(settings.signing_keys[0], entries, second)
-        members = _encode_members(entries)
+        encoded = _encode_members(run.to_baggage_dict(settings.propagation_mode == "lean"))
+        if encoded is not None and settings.signing_keys:
+            signature = sign_members(settings.signing_keys[0], encoded, second)
+            encoded[SIGNATURE_KEY] = encode_member(SIGNATURE_KEY, signature)
+        members = None if encoded is None else list(encoded.values())
         if members is None or not fits(members):
             stats.count("propagation.run_too_large")
             log_rejection(
@@ -151,10 +152,11 @@ class RunContextPropagator(textmap.TextMapPropagator):
         return members
 
 
-def _encode_members(entries: dict[str, str]) -> list[str] | None:
-    """The run's members, or None if a value has no UTF-8 form (a lone surrogate)."""
+def _encode_members(entries: dict[str, str]) -> dict[str, str] | None:
+    """Each run key's ``key=value`` member (what is sent, and what is signed), or None if a
+    value has no UTF-8 form (a lone surrogate)."""
     try:
-        return [encode_member(key, value) for key, value in entries.items()]
+        return {key: encode_member(key, value) for key, value in entries.items()}
     except UnicodeEncodeError:
         return None
 

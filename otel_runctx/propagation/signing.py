@@ -40,8 +40,10 @@ __all__ = [
     "SIGNATURE_KEY",
     "SIGNED_KEYS",
     "canonical_bytes",
+    "canonical_bytes_of_members",
     "issued_at",
     "sign",
+    "sign_members",
     "verify",
 ]
 
@@ -73,16 +75,37 @@ _MAC_TEXT_LENGTH = 43  # base64url of 32 bytes, unpadded
 
 def canonical_bytes(key_id: str, entries: Mapping[str, str], issued_at: int) -> bytes:
     """The bytes signed for ``entries`` (decoded run baggage values) under ``key_id``."""
-    values = [entries.get(key) for key in SIGNED_KEYS]
-    # One check for the usual case where no value needs escaping, instead of one per value.
-    plain = is_plain_value("".join(value for value in values if value is not None))
-    lines = [_DOMAIN, key_id, str(issued_at)]
-    for key, value in zip(SIGNED_KEYS, values, strict=True):
-        if value is None:
-            lines.append(key)
-        else:
-            lines.append(f"{key}={value if plain else encode(value)}")
-    return "\n".join(lines).encode("ascii")
+    try:
+        # The usual case: no value needs escaping (one check for all of them), so a present
+        # field's line is "key=value". Keys that are not signed get a line nobody reads.
+        plain = is_plain_value("".join(entries.values()))
+    except TypeError:  # a None or non-text value somewhere: take the general path
+        plain = False
+    if plain:
+        lines = {key: f"{key}={value}" for key, value in entries.items()}
+        return canonical_bytes_of_members(key_id, lines, issued_at)
+    get = entries.get
+    values = [get(key) for key in SIGNED_KEYS]
+    return _canonical_text(
+        key_id,
+        issued_at,
+        [
+            key if value is None else f"{key}={encode(value)}"
+            for key, value in zip(SIGNED_KEYS, values, strict=True)
+        ],
+    )
+
+
+def canonical_bytes_of_members(key_id: str, members: Mapping[str, str], issued_at: int) -> bytes:
+    """:func:`canonical_bytes` from the run's encoded members (signed key -> the exact
+    ``key=value`` member sent): a present field's line *is* its member, as signed keys need
+    no escaping, so a sender that encoded its members already need not encode them again."""
+    get = members.get
+    return _canonical_text(key_id, issued_at, [get(key, key) for key in SIGNED_KEYS])
+
+
+def _canonical_text(key_id: str, issued_at: int, lines: list[str]) -> bytes:
+    return "\n".join([_DOMAIN, key_id, str(issued_at), *lines]).encode("ascii")
 
 
 @functools.lru_cache(maxsize=64)
@@ -91,20 +114,26 @@ def _keyed_hmac(secret: bytes) -> hmac.HMAC:
     return hmac.new(secret, digestmod=hashlib.sha256)
 
 
-def _mac(secret: bytes, key_id: str, entries: Mapping[str, str], issued_at: int) -> bytes:
+def _mac_text(secret: bytes, canonical: bytes) -> bytes:
     mac = _keyed_hmac(secret).copy()
-    mac.update(canonical_bytes(key_id, entries, issued_at))
-    return mac.digest()
-
-
-def _mac_text(secret: bytes, key_id: str, entries: Mapping[str, str], issued_at: int) -> bytes:
-    return base64.urlsafe_b64encode(_mac(secret, key_id, entries, issued_at)).rstrip(b"=")
+    mac.update(canonical)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")
 
 
 def sign(key: SigningKey, entries: Mapping[str, str], issued_at: int | None = None) -> str:
     """The ``runctx.sig`` value for ``entries`` signed with ``key`` at ``issued_at`` (now)."""
     when = int(time.time()) if issued_at is None else issued_at
-    mac = _mac_text(key.secret, key.key_id, entries, when).decode("ascii")
+    return _signature(key, when, canonical_bytes(key.key_id, entries, when))
+
+
+def sign_members(key: SigningKey, members: Mapping[str, str], issued_at: int) -> str:
+    """:func:`sign` for a sender holding its encoded members (see
+    :func:`canonical_bytes_of_members`); the same value for the same run."""
+    return _signature(key, issued_at, canonical_bytes_of_members(key.key_id, members, issued_at))
+
+
+def _signature(key: SigningKey, when: int, canonical: bytes) -> str:
+    mac = _mac_text(key.secret, canonical).decode("ascii")
     return f"{_VERSION}:{key.key_id}:{when}:{mac}"
 
 
@@ -140,7 +169,7 @@ def verify(
         if key.key_id == key_id:
             # Compared as text: any character outside base64url simply fails to match.
             received = mac_text.encode("utf-8", "replace")
-            expected = _mac_text(key.secret, key_id, entries, issued_at)
+            expected = _mac_text(key.secret, canonical_bytes(key_id, entries, issued_at))
             return "ok" if hmac.compare_digest(expected, received) else "mismatch"
     return "unknown_key"
 
