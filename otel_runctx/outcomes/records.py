@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -24,6 +24,8 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+from otel_runctx.outcomes import record_json
 
 __all__ = [
     "decode_body",
@@ -36,28 +38,6 @@ __all__ = [
 ]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-def _record_dumps() -> Callable[[object], str]:
-    """``_dumps`` for outcome records, built once: ``JSONEncoder.encode`` makes a new C encoder
-    (and a circular-reference check) per call, a tenth of the cost of a whole record. Records
-    are built here from plain values, never circular. ``_dumps`` where the C encoder is absent.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return _dumps
-    refuse = json.JSONEncoder().default  # the TypeError a stock encoder raises
-    encoder = make(
-        None, refuse, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
-    )
-
-    def dumps(value: object) -> str:
-        return "".join(encoder(value, 0))
-
-    return dumps
-
-
-_dumps_record = _record_dumps()
 
 _digest_lock = threading.Lock()
 
@@ -112,7 +92,8 @@ def encode_record(
     body = {
         "t": record.timestamp,
         "ot": record.observed_timestamp,
-        "tr": record.trace_id or 0,
+        # Hex: a trace id has 128 bits, more than orjson (and many JSON readers) take as a number.
+        "tr": f"{record.trace_id or 0:032x}",
         "sp": record.span_id or 0,
         "fl": int(record.trace_flags or 0),
         "sn": record.severity_number.value if record.severity_number is not None else None,
@@ -123,7 +104,8 @@ def encode_record(
         "sc": scope,
     }
     kind = "f" if replaces else "o"
-    return f"{kind}\t{outcome_id}\t{resource_digest(resource)}\t{_dumps_record(body)}\n".encode()
+    head = f"{kind}\t{outcome_id}\t{resource_digest(resource)}\t".encode()
+    return b"".join((head, record_json.dumps(body), b"\n"))
 
 
 def split_line(line: bytes) -> tuple[str, str, str, bytes]:
@@ -150,7 +132,7 @@ def split_line(line: bytes) -> tuple[str, str, str, bytes]:
 
 def decode_body(body: bytes) -> dict[str, Any]:
     """Parse the JSON part of a line."""
-    value = json.loads(body)
+    value = record_json.loads(body)
     if not isinstance(value, dict):
         raise ValueError("not a journal record")
     return value
@@ -163,8 +145,10 @@ def decode_resource(payload: Mapping[str, Any]) -> Resource:
 def decode_record(payload: Mapping[str, Any], resource: Resource) -> ReadableLogRecord:
     """Rebuild the ReadableLogRecord a stock exporter can send."""
     severity = payload.get("sn")
+    trace_id = payload["tr"]
     span_context = SpanContext(
-        trace_id=payload["tr"],
+        # Hex text; a number in journals written by earlier releases (read after an upgrade).
+        trace_id=int(trace_id, 16) if isinstance(trace_id, str) else trace_id,
         span_id=payload["sp"],
         is_remote=False,
         trace_flags=TraceFlags(payload["fl"]),
