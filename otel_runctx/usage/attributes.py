@@ -42,16 +42,18 @@ def usage_attributes(
     """The attributes for ``usage``; cost ones when a local table or genai-prices is there."""
     models = sorted(usage.tokens)
     counts = [_counts(usage, model) for model in models]
+    # Column sums: input, output, cache read, cache write, unsplit (zeros for a run without).
+    totals = [sum(column) for column in zip(*counts, strict=True)] if counts else [0] * 5
     attributes: dict[str, AttributeValue] = {
         "runctx.usage.span_count": usage.span_count,
         "runctx.usage.error_count": usage.error_count,
         "runctx.usage.llm_calls": usage.llm_calls,
-        "runctx.usage.input_tokens": sum(c[0] for c in counts),
-        "runctx.usage.output_tokens": sum(c[1] for c in counts),
-        "runctx.usage.cache_read_tokens": sum(c[2] for c in counts),
-        "runctx.usage.cache_write_tokens": sum(c[3] for c in counts),
+        "runctx.usage.input_tokens": totals[0],
+        "runctx.usage.output_tokens": totals[1],
+        "runctx.usage.cache_read_tokens": totals[2],
+        "runctx.usage.cache_write_tokens": totals[3],
     }
-    unsplit = sum(c[4] for c in counts)
+    unsplit = totals[4]
     if unsplit:
         attributes["runctx.usage.unsplit_tokens"] = unsplit
     if usage.nested_skipped:
