@@ -13,6 +13,8 @@ import types
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -118,17 +120,80 @@ def test_what_orjson_refuses_the_stdlib_encodes(attributes: dict[str, object]) -
 
 
 def test_a_journal_line_of_an_earlier_release_still_reads() -> None:
-    # Earlier releases wrote the trace id as a JSON number (128 bits): orjson.loads would read it
-    # as a float (a fact this test pins), so reading stays with the stdlib.
+    # Earlier releases wrote the trace and span ids as JSON numbers. orjson.loads reads an int
+    # beyond 64 bits as a float (a fact this test pins), so such a line goes to the stdlib.
     record = outcome_record()
     line, _ = round_trip(record)
     body = json.loads(split_line(line)[3])
-    body["tr"] = TRACE_ID
+    body["tr"], body["sp"] = TRACE_ID, SPAN_ID
     old = json.dumps(body, separators=(",", ":")).encode()
-    assert decode_record(decode_body(old), RESOURCE).log_record.trace_id == TRACE_ID
+    decoded = decode_record(decode_body(old), RESOURCE).log_record
+    assert (decoded.trace_id, decoded.span_id) == (TRACE_ID, SPAN_ID)
     import orjson
 
     assert isinstance(orjson.loads(old)["tr"], float)
+
+
+def test_new_lines_are_read_by_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    line, _ = round_trip(outcome_record())
+    body = split_line(line)[3]
+    assert record_json._LONG_DIGIT_RUN.search(body) is None  # ids are hex, stamps 19 digits
+    calls: list[bytes] = []
+    fast_loads = record_json._fast_loads
+    assert fast_loads is not None
+
+    def spy(data: bytes) -> object:
+        calls.append(data)
+        return fast_loads(data)
+
+    monkeypatch.setattr(record_json, "_fast_loads", spy)
+    assert record_json.loads(body) == json.loads(body)
+    assert calls == [body]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"n":18446744073709551616}',  # 2**64: a float to orjson
+        b'{"n":-9223372036854775809}',  # below -2**63: a float to orjson
+        b'{"n":18446744073709551615}',  # 2**64 - 1: exact either way, still 20 digits
+        b'{"s":"12345678901234567890"}',  # digits inside a text
+    ],
+)
+def test_long_digit_runs_are_read_by_the_stdlib(text: bytes) -> None:
+    assert record_json._LONG_DIGIT_RUN.search(text) is not None
+    assert record_json.loads(text) == json.loads(text)
+    assert type(next(iter(record_json.loads(text).values()))) is type(
+        next(iter(json.loads(text).values()))
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(
+            st.integers(),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.text(),
+            st.booleans(),
+            st.lists(st.integers(), max_size=4),
+        ),
+        max_size=8,
+    )
+)
+def test_loads_reads_whatever_dumps_wrote_exactly(value: dict[str, object]) -> None:
+    encoded = record_json.dumps(value)
+    decoded = record_json.loads(encoded)
+    assert decoded == value
+    assert [type(v) for v in decoded.values()] == [type(v) for v in value.values()]
+
+
+def test_loads_without_orjson_is_the_stdlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(record_json, "_fast_loads", None)
+    assert record_json.loads(b'{"n":1}') == {"n": 1}
+    with pytest.raises(ValueError):
+        record_json.loads(b"{")
 
 
 def test_the_probe_refuses_an_orjson_that_writes_other_json(

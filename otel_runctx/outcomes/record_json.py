@@ -12,12 +12,13 @@ stdlib escapes it), so a journal written with one is read with the other.
 orjson is used only after a probe: it must be importable and encode a sample record into JSON
 the stdlib reads as the value it started from. A record it refuses (an int beyond 64 bits, a
 lone surrogate in a text) is encoded by the stdlib instead, so no outcome is lost to the choice
-of encoder. Reading is always the stdlib's (see :func:`loads`).
+of encoder. Reading takes orjson too where it reads exactly (see :func:`loads`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +68,15 @@ def _fast_dumps() -> Callable[[object], bytes] | None:
 
 
 _fast = _fast_dumps()
+_fast_loads: Callable[[bytes], Any] | None = None
+if _fast is not None:
+    import orjson
+
+    _fast_loads = orjson.loads
+
+# orjson reads ints from -2**63 to 2**64 - 1 exactly: every int of at most 19 digits, or of 18
+# when negative. A longer run of digits may be one it would not.
+_LONG_DIGIT_RUN = re.compile(rb"[0-9]{20}|-[0-9]{19}")
 
 #: True when records are encoded with orjson.
 FAST = _fast is not None
@@ -90,7 +100,14 @@ def dumps(value: object) -> bytes:
 def loads(data: bytes) -> Any:
     """Parse JSON written by :func:`dumps` (by either encoder). ``ValueError`` if it is none.
 
-    Always the stdlib, on the worker's thread: ``orjson.loads`` turns an int beyond 64 bits
-    (a trace id in a journal of an earlier release, a large metadata number) into a float.
+    orjson reads it when it can read it exactly: ``orjson.loads`` turns an int beyond 64 bits
+    into a float, so a run of 20 or more digits (19 after a minus sign) sends the line to the
+    stdlib: such an int, a trace or span id in a journal of an earlier release, or merely a
+    long number inside a text.
     """
+    if _fast_loads is not None and _LONG_DIGIT_RUN.search(data) is None:
+        try:
+            return _fast_loads(data)
+        except ValueError:  # orjson.JSONDecodeError: the stdlib says what is wrong
+            pass
     return json.loads(data)
