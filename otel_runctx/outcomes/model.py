@@ -67,15 +67,19 @@ class Outcome:
             "runctx.outcome.status": self.status.value,
             "runctx.outcome.automatic": self.automatic,
         }
-        optional: dict[str, AttributeValue | None] = {
-            "runctx.outcome.value_type": self.value_type,
-            "runctx.outcome.value_amount": self.value_amount,
-            "runctx.outcome.confidence": self.confidence,
-            "runctx.outcome.reason": self.reason,
-            "runctx.outcome.error_type": self.error_type,
-        }
-        attributes.update({k: v for k, v in optional.items() if v is not None})
-        attributes.update(self.metadata)
+        # Written out rather than filtered from a dict: this runs at the end of every run.
+        if self.value_type is not None:
+            attributes["runctx.outcome.value_type"] = self.value_type
+        if self.value_amount is not None:
+            attributes["runctx.outcome.value_amount"] = self.value_amount
+        if self.confidence is not None:
+            attributes["runctx.outcome.confidence"] = self.confidence
+        if self.reason is not None:
+            attributes["runctx.outcome.reason"] = self.reason
+        if self.error_type is not None:
+            attributes["runctx.outcome.error_type"] = self.error_type
+        if self.metadata:
+            attributes.update(self.metadata)
         return attributes
 
 

@@ -12,13 +12,12 @@ stdlib escapes it), so a journal written with one is read with the other.
 orjson is used only after a probe: it must be importable and encode a sample record into JSON
 the stdlib reads as the value it started from. A record it refuses (an int beyond 64 bits, a
 lone surrogate in a text) is encoded by the stdlib instead, so no outcome is lost to the choice
-of encoder. Reading takes orjson too where it reads exactly (see :func:`loads`).
+of encoder. What orjson wrote, orjson reads (see :data:`FAST_MARK`).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -74,40 +73,44 @@ if _fast is not None:
 
     _fast_loads = orjson.loads
 
-# orjson reads ints from -2**63 to 2**64 - 1 exactly: every int of at most 19 digits, or of 18
-# when negative. A longer run of digits may be one it would not.
-_LONG_DIGIT_RUN = re.compile(rb"[0-9]{20}|-[0-9]{19}")
+#: How a JSON object written by orjson begins. Only what orjson wrote is read with orjson:
+#: it refuses to write an int outside -2**63..2**64-1, the one thing ``orjson.loads`` would not
+#: read back exactly (it turns it into a float). Readers ignore the extra key.
+FAST_MARK = b'{"orjson":1,'
 
 #: True when records are encoded with orjson.
 FAST = _fast is not None
 
 
-def dumps(value: object) -> bytes:
-    """``value`` as compact JSON bytes (a journal line holds no raw tab or newline either way).
+def dumps(value: dict[str, Any]) -> bytes:
+    """``value`` as compact JSON bytes (a journal line holds no raw tab or newline either way);
+    with orjson, the object starts with :data:`FAST_MARK`.
 
     Raises ``TypeError`` for a value JSON has no form for (the caller counts it). A non-finite
     float, which no record holds (outcomes/model.py refuses it), is null with orjson and a
     ``ValueError`` with the stdlib.
     """
-    if _fast is not None:
+    if _fast is not None and value:
         try:
-            return _fast(value)
+            return FAST_MARK + _fast(value)[1:]
         except TypeError:  # orjson.JSONEncodeError: a big int or a lone surrogate
             pass
     return stdlib_dumps(value)
 
 
 def loads(data: bytes) -> Any:
-    """Parse JSON written by :func:`dumps` (by either encoder). ``ValueError`` if it is none.
-
-    orjson reads it when it can read it exactly: ``orjson.loads`` turns an int beyond 64 bits
-    into a float, so a run of 20 or more digits (19 after a minus sign) sends the line to the
-    stdlib: such an int, a trace or span id in a journal of an earlier release, or merely a
-    long number inside a text.
-    """
-    if _fast_loads is not None and _LONG_DIGIT_RUN.search(data) is None:
+    """Parse JSON written by :func:`dumps` (by either encoder, in any release) into the value
+    it was written from. ``ValueError`` if it is none. orjson reads what orjson wrote, the
+    stdlib the rest (and all of it where orjson is not installed)."""
+    if not data.startswith(FAST_MARK):
+        return json.loads(data)
+    value: dict[str, Any] | None = None
+    if _fast_loads is not None:
         try:
-            return _fast_loads(data)
+            value = _fast_loads(data)
         except ValueError:  # orjson.JSONDecodeError: the stdlib says what is wrong
-            pass
-    return json.loads(data)
+            value = None
+    if value is None:
+        value = json.loads(data)
+    value.pop("orjson", None)
+    return value
