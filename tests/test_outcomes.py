@@ -32,6 +32,7 @@ from otel_runctx import (
 from otel_runctx.outcomes import delivery as outcome_delivery
 from otel_runctx.outcomes import emit as outcomes
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, outcome_id_for
+from otel_runctx.outcomes.run_counter import SummedCounter
 from otel_runctx.runs import RunScope
 from otel_runctx.usage import rollup
 
@@ -72,7 +73,7 @@ def metric_reader(monkeypatch: pytest.MonkeyPatch) -> InMemoryMetricReader:
     monkeypatch.setattr(
         outcome_delivery,
         "_instruments",
-        (meter.create_counter("runctx.runs"), meter.create_histogram("runctx.run.duration")),
+        (SummedCounter(meter, "runctx.runs"), meter.create_histogram("runctx.run.duration")),
     )
     return reader
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from opentelemetry import metrics
 from opentelemetry._logs import Logger, LogRecord, SeverityNumber, get_logger, get_logger_provider
 from opentelemetry.context import Context
-from opentelemetry.metrics import Counter, Histogram
+from opentelemetry.metrics import Histogram
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
@@ -33,6 +33,7 @@ from otel_runctx.outcomes.active import get_active_delivery, get_active_spool
 from otel_runctx.outcomes.events import emit_soon
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, Outcome
 from otel_runctx.outcomes.pipeline import pipeline_ignores_delivered
+from otel_runctx.outcomes.run_counter import SummedCounter
 from otel_runctx.processors import _fast_stamp
 from otel_runctx.sampling import SamplingCoverage, coverage_of, provider_sampler
 from otel_runctx.settings import get_settings
@@ -59,7 +60,7 @@ _SEVERITY = {
     RunStatus.FAILURE: SeverityNumber.ERROR,
 }
 
-_instruments: tuple[Counter, Histogram] | None = None
+_instruments: tuple[SummedCounter, Histogram] | None = None
 #: The series cap, for the instruments it was made for (new instruments: a new cap).
 _cap: SeriesCap | None = None
 _cap_for: object = None
@@ -67,13 +68,14 @@ _logger: Logger | None = None
 _default_resource: Resource | None = None
 
 
-def _metrics_instruments() -> tuple[Counter, Histogram]:
+def _metrics_instruments() -> tuple[SummedCounter, Histogram]:
     global _instruments
     if _instruments is None:
         meter = metrics.get_meter(_SCOPE_NAME)
         _instruments = (
-            meter.create_counter(
-                "runctx.runs", unit="{run}", description="Runs that ended, by status"
+            # Summed here, read by the SDK when it collects (see outcomes/run_counter.py).
+            SummedCounter(
+                meter, "runctx.runs", unit="{run}", description="Runs that ended, by status"
             ),
             meter.create_histogram("runctx.run.duration", unit="s", description="Run duration"),
         )
