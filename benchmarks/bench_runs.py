@@ -26,6 +26,8 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
     LogRecordExportResult,
 )
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -34,9 +36,10 @@ from otel_runctx import run
 from otel_runctx.distro.attach import build_log_processors, build_span_processors
 from otel_runctx.exporters import OutcomeSpool
 from otel_runctx.exporters.outcome import SkipDeliveredOutcomes
-from otel_runctx.outcomes import record_json
+from otel_runctx.outcomes import delivery, record_json
 from otel_runctx.outcomes.active import activate_spool
 from otel_runctx.outcomes.events import flush_outcome_events
+from otel_runctx.outcomes.run_counter import SummedCounter
 
 TITLE = "Per run: run() enter + exit with its automatic outcome, ns per run"
 
@@ -149,6 +152,22 @@ def measure(quick: bool) -> list[Row]:
         _one_run()
 
     fast_encoder = record_json._fast
+    # opentelemetry-instrument also sets an SDK MeterProvider: the outcome's two instruments
+    # then record for real. A private provider, as the global one can be set only once.
+    meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("otel_runctx")
+    metered_instruments = (
+        SummedCounter(meter, "runctx.runs", unit="{run}"),
+        meter.create_histogram("runctx.run.duration", unit="s"),
+    )
+
+    def spool_on_metered() -> None:
+        activate_spool(spool)
+        previous = delivery._instruments
+        delivery._instruments = metered_instruments
+        try:
+            _one_run()
+        finally:
+            delivery._instruments = previous
 
     def spool_on_stdlib_json() -> None:
         activate_spool(spool)
@@ -161,7 +180,13 @@ def measure(quick: bool) -> list[Row]:
     bare = "bare SDK: one span + one LogRecord emit"
     on = "run(), spool on" + ("" if fast_encoder is None else " (orjson: the fast extra)")
     on_stdlib = "run(), spool on, stdlib JSON (no fast extra)"
-    variants = {bare: _bare_pair(), "run(), spool off": spool_off, on: spool_on}
+    metered = "run(), spool on, with an SDK MeterProvider"
+    variants = {
+        bare: _bare_pair(),
+        "run(), spool off": spool_off,
+        on: spool_on,
+        metered: spool_on_metered,
+    }
     if fast_encoder is not None:
         variants[on_stdlib] = spool_on_stdlib_json
     try:
@@ -182,4 +207,5 @@ def measure(quick: bool) -> list[Row]:
     ]
     if fast_encoder is not None:
         rows.append(Row(on_stdlib, cost[on_stdlib], bare, cpu_note(on_stdlib)))
+    rows.append(Row(metered, cost[metered], bare, cpu_note(metered) + "; outcome metrics real"))
     return rows
