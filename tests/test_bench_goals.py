@@ -24,6 +24,9 @@ def test_the_run_benchmark_reports_wall_and_cpu_per_run(monkeypatch: pytest.Monk
     # The session's global providers as they are: the benchmark's own would stay global (OTel
     # sets them once per process) and change what later tests see.
     monkeypatch.setattr(bench_runs, "ensure_providers", lambda: None)
+    instruments = bench_runs.delivery._instruments
     rows = bench_runs.measure(quick=True)
-    assert [row.ratio_to for row in rows[1:]] == [rows[0].name, rows[0].name]
+    assert bench_runs.delivery._instruments is instruments  # the metered variant put them back
+    assert len(rows) == 5  # bare, spool off, spool on, spool on with stdlib JSON, metered
+    assert all(row.ratio_to == rows[0].name for row in rows[1:])
     assert all(row.ns_per_op > 0 and "CPU" in row.note for row in rows)
