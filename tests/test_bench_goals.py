@@ -4,9 +4,11 @@ every variant. No timing is asserted: the machine running tests is shared."""
 from __future__ import annotations
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
 
 from benchmarks import bench_export, bench_runs
 from otel_runctx.exporters import _fast_encode
+from otel_runctx.outcomes.run_counter import SummedCounter
 from otel_runctx.settings import get_settings, load_settings
 
 
@@ -24,7 +26,9 @@ def test_the_run_benchmark_reports_wall_and_cpu_per_run(monkeypatch: pytest.Monk
     # The session's global providers as they are: the benchmark's own would stay global (OTel
     # sets them once per process) and change what later tests see.
     monkeypatch.setattr(bench_runs, "ensure_providers", lambda: None)
-    instruments = bench_runs.delivery._instruments
+    meter = MeterProvider().get_meter("test")
+    instruments = (SummedCounter(meter, "runs"), meter.create_histogram("duration"))
+    monkeypatch.setattr(bench_runs.delivery, "_instruments", instruments)
     rows = bench_runs.measure(quick=True)
     assert bench_runs.delivery._instruments is instruments  # the metered variant put them back
     assert len(rows) == 5  # bare, spool off, spool on, spool on with stdlib JSON, metered
