@@ -289,6 +289,7 @@ def test_outcome_exporter_from_env_spools_and_delivers(
     spool_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     logs = install_log_exporter()
+    assert flush_outcome_events(5)  # an earlier test's outcome still on the hand-off thread
     logs.clear()
     exporter = RecordingExporter()
     runctx_settings.reload_settings({"OTEL_RUNCTX_OUTCOME_SPOOL": str(spool_path)})

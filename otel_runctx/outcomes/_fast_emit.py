@@ -28,7 +28,7 @@ from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
 
 __all__ = ["FAST_PATH_AVAILABLE", "emit", "emit_fast", "emit_public"]
 
-_SCALARS = (str, bool, int, float)
+_SCALARS = frozenset((str, bool, int, float))
 
 
 def emit_public(logger: Logger, record: LogRecord) -> None:
@@ -47,7 +47,7 @@ def _fits(limits: Any, attributes: Any) -> bool:
     maxlen = limits.max_log_record_attributes
     if maxlen is not None and len(attributes) > maxlen:
         return False
-    return all(type(value) in _SCALARS for value in attributes.values())
+    return _SCALARS.issuperset(map(type, attributes.values()))
 
 
 def emit_fast(logger: Logger, record: LogRecord) -> None:

@@ -59,6 +59,9 @@ _SEVERITY = {
     RunStatus.TIMEOUT: SeverityNumber.ERROR,
     RunStatus.FAILURE: SeverityNumber.ERROR,
 }
+# Looked up once here: an enum's .name and .value are descriptor calls, several per run.
+_SEVERITY_TEXT = {status: severity.name for status, severity in _SEVERITY.items()}
+_STATUS_TEXT = {status: status.value for status in RunStatus}
 
 _instruments: tuple[SummedCounter, Histogram] | None = None
 #: The series cap, for the instruments it was made for (new instruments: a new cap).
@@ -233,8 +236,8 @@ def _record(
         observed_timestamp=now,
         context=context,
         severity_number=_SEVERITY[outcome.status],
-        severity_text=_SEVERITY[outcome.status].name,
-        body=f"run {run.workflow} ended: {outcome.status.value}",
+        severity_text=_SEVERITY_TEXT[outcome.status],
+        body=f"run {run.workflow} ended: {_STATUS_TEXT[outcome.status]}",
         attributes=attributes,
         event_name=OUTCOME_EVENT_NAME,
     )
@@ -272,7 +275,7 @@ def _record_metrics(run: RunContext, outcome: Outcome, duration_seconds: float |
     dimensions: dict[str, AttributeValue] = {
         keys.WORKFLOW: run.workflow,
         keys.ENVIRONMENT: run.environment,
-        "runctx.outcome.status": outcome.status.value,
+        "runctx.outcome.status": _STATUS_TEXT[outcome.status],
     }
     if get_settings().outcome_metrics_customer:
         dimensions[keys.CUSTOMER_ID] = run.customer_id

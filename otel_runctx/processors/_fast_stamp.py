@@ -84,7 +84,7 @@ def stamp_fast(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
         stamp_public(span, attributes)
 
 
-_SCALARS = (str, bool, int, float)
+_SCALARS = frozenset((str, bool, int, float))
 
 
 def stamp_scalars(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
@@ -94,7 +94,7 @@ def stamp_scalars(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
     is taken only when every value is one; anything else (a list, which the SDK would turn into a
     tuple, or a value it would reject) goes through the public API.
     """
-    if all(type(value) in _SCALARS for value in attributes.values()):
+    if _SCALARS.issuperset(map(type, attributes.values())):  # one C loop, no generator
         stamp(span, attributes)
     else:
         stamp_public(span, attributes)
