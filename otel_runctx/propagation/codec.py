@@ -13,6 +13,7 @@ character classes matched with ``fullmatch``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
@@ -26,6 +27,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_member",
+    "encode_members",
     "is_plain_value",
     "parse_header",
 ]
@@ -74,6 +76,27 @@ def is_plain_value(text: str) -> bool:
 def encode_member(key: str, value: str) -> str:
     """One ``key=value`` list-member, both sides encoded."""
     return f"{encode(key, key=True)}={encode(value)}"
+
+
+def encode_members(entries: Mapping[str, str]) -> dict[str, str]:
+    """:func:`encode_member` for every entry: key -> ``key=value`` member, in entry order.
+
+    The run's keys are constants and its values are nearly always plain, so one check over
+    all the keys and one over all the values (a string is plain exactly when each of its
+    characters is, so joining changes no answer) replace two checks per member; anything to
+    escape sends every member through :func:`encode_member`. Raises UnicodeEncodeError as it
+    does (a lone surrogate).
+    """
+    try:
+        plain = (
+            _PLAIN_KEY.fullmatch("".join(entries)) is not None
+            and _PLAIN_VALUE.fullmatch("".join(entries.values())) is not None
+        )
+    except TypeError:  # a key or value that is not text: the per-member path says what fails
+        plain = False
+    if plain:
+        return {key: f"{key}={value}" for key, value in entries.items()}
+    return {key: encode_member(key, value) for key, value in entries.items()}
 
 
 def decode(raw: str) -> str | None:

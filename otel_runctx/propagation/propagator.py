@@ -33,6 +33,8 @@ from otel_runctx.propagation.codec import (
     MAX_HEADER_BYTES,
     ParsedBaggage,
     encode_member,
+    encode_members,
+    is_plain_value,
     parse_header,
 )
 from otel_runctx.propagation.inbound_cache import cached_inbound_run
@@ -138,7 +140,11 @@ class RunContextPropagator(textmap.TextMapPropagator):
         encoded = _encode_members(run.to_baggage_dict(settings.propagation_mode == "lean"))
         if encoded is not None and settings.signing_keys:
             signature = sign_members(settings.signing_keys[0], encoded, second)
-            encoded[SIGNATURE_KEY] = encode_member(SIGNATURE_KEY, signature)
+            encoded[SIGNATURE_KEY] = (
+                f"{SIGNATURE_KEY}={signature}"  # what it always is: nothing to escape
+                if is_plain_value(signature)
+                else encode_member(SIGNATURE_KEY, signature)
+            )
         members = None if encoded is None else list(encoded.values())
         if members is None or not fits(members):
             stats.count("propagation.run_too_large")
@@ -156,7 +162,7 @@ def _encode_members(entries: dict[str, str]) -> dict[str, str] | None:
     """Each run key's ``key=value`` member (what is sent, and what is signed), or None if a
     value has no UTF-8 form (a lone surrogate)."""
     try:
-        return {key: encode_member(key, value) for key, value in entries.items()}
+        return encode_members(entries)
     except UnicodeEncodeError:
         return None
 

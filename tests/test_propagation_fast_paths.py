@@ -1,0 +1,252 @@
+"""The signed hop's fast paths give the general paths' answers, and fall back when they must.
+
+Each fast path below skips per-entry work when one check over all the entries proves it
+unnecessary. For each: a hypothesis test that it agrees with the general path on inputs that
+hit both, a test that the common input takes the fast path (the general path is made to fail,
+so the test fails if the fast path stops being taken), and a test of the fallback.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.context import Context
+
+from otel_runctx import stats
+from otel_runctx.context import RunContext, get_run_context, with_run_context
+from otel_runctx.propagation import RunContextPropagator, budget, codec, propagator, signing
+from otel_runctx.settings import load_settings
+
+_SIGNING = {"OTEL_RUNCTX_SIGNING_KEYS": "k1:fast-path-secret-0123456789"}
+_VERIFY = {**_SIGNING, "OTEL_RUNCTX_INBOUND": "verify"}
+
+# Pieces of keys and values: plain text, characters that need escaping in a value or only in
+# a key, "%" and "+" (always escaped), non-ASCII, a control character and a lone surrogate.
+_PIECES = ["runctx.", "run_id", "a", "Z9", "-", "=", "(", " ", ",", ";", "%", "+", "é", "\x01"]
+_TEXT = st.lists(st.sampled_from(_PIECES), max_size=5).map("".join)
+_ENTRIES = st.dictionaries(_TEXT, _TEXT, max_size=8)
+
+
+@pytest.fixture(autouse=True)
+def fresh_stats() -> Iterator[None]:
+    stats.reset()
+    yield
+    stats.reset()
+
+
+def a_run() -> RunContext:
+    return RunContext.create("checkout", event_id="evt-1", customer_id="acme", tenant_id="t1")
+
+
+def _per_member(entries: dict[str, str]) -> dict[str, str]:
+    return {key: codec.encode_member(key, value) for key, value in entries.items()}
+
+
+# -- codec.encode_members: one check over all keys and one over all values ---------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ENTRIES)
+def test_encode_members_agrees_with_encoding_each_member(entries: dict[str, str]) -> None:
+    assert codec.encode_members(entries) == _per_member(entries)
+    assert list(codec.encode_members(entries)) == list(entries)
+
+
+def test_encode_members_skips_the_per_member_checks_when_all_is_plain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entries = a_run().to_baggage_dict(lean_mode=False)
+    expected = _per_member(entries)
+    monkeypatch.setattr(codec, "encode_member", _must_not_be_called)
+    assert codec.encode_members(entries) == expected
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        {"runctx.workflow": "charge card", "runctx.run_id": "x"},  # a value to escape
+        {"runctx.a": "1", "a(b": "2"},  # a key that is no token
+        {"a": "100%"},
+        {"a": "é"},
+    ],
+)
+def test_encode_members_escapes_through_the_per_member_path(entries: dict[str, str]) -> None:
+    unescaped = {key: f"{key}={value}" for key, value in entries.items()}
+    assert codec.encode_members(entries) == _per_member(entries)
+    assert codec.encode_members(entries) != unescaped
+
+
+def test_encode_members_raises_like_encode_member_on_a_lone_surrogate() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        codec.encode_members({"a": "ok", "b": "\ud800"})
+
+
+def test_encode_members_sends_a_non_text_value_to_the_per_member_path() -> None:
+    with pytest.raises(TypeError):
+        codec.encode_members({"a": 1})  # type: ignore[dict-item]
+
+
+def _must_not_be_called(*args: object, **kwargs: object) -> str:
+    raise AssertionError("the general path was taken")
+
+
+# -- budget.fits: lengths in C, same limits -----------------------------------------------------
+
+
+def _fits_reference(members: list[str]) -> bool:
+    return (
+        len(members) <= codec.MAX_MEMBERS
+        and all(len(member) <= codec.MAX_MEMBER_BYTES for member in members)
+        and sum(map(len, members)) + max(0, len(members) - 1) <= codec.MAX_HEADER_BYTES
+    )
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [],
+        ["a=1"],
+        ["a=" + "x" * (codec.MAX_MEMBER_BYTES - 2)],
+        ["a=" + "x" * (codec.MAX_MEMBER_BYTES - 1)],
+        ["a=" + "x" * 4000, "b=" + "x" * 4000, "c=" + "x" * 189],
+        ["a=" + "x" * 4000, "b=" + "x" * 4000, "c=" + "x" * 190],
+        ["a=1"] * codec.MAX_MEMBERS,
+        ["a=1"] * (codec.MAX_MEMBERS + 1),
+    ],
+)
+def test_fits_applies_every_limit(members: list[str]) -> None:
+    assert budget.fits(members) is _fits_reference(members)
+
+
+# -- the sender: encoded members and the signature member ----------------------------------------
+
+
+def _sent(run: RunContext, env: dict[str, str]) -> str:
+    carrier: dict[str, str] = {}
+    RunContextPropagator(load_settings(env)).inject(carrier, context=with_run_context(run))
+    return carrier["baggage"]
+
+
+def test_a_plain_signed_run_is_sent_without_per_member_encoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = a_run()
+    expected = _sent(run, _SIGNING)
+    monkeypatch.setattr(codec, "encode_member", _must_not_be_called)
+    monkeypatch.setattr(propagator, "encode_member", _must_not_be_called)
+    assert _sent(run, _SIGNING) == expected
+
+
+def test_a_signature_that_needed_escaping_would_be_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Key ids are limited to plain characters (settings), so a real signature never needs
+    # escaping; the fallback is exercised with a signer that returns one that does.
+    monkeypatch.setattr(propagator, "sign_members", lambda *args: "v2:k 1:1:mac")
+    header = _sent(a_run(), _SIGNING)
+    assert "runctx.sig=v2:k%201:1:mac" in header.split(",")
+
+
+def test_a_run_with_values_to_escape_still_round_trips() -> None:
+    run = RunContext.create("charge card", event_id="evt 1/é+%", customer_id="acme,inc")
+    header = _sent(run, _SIGNING)
+    assert "runctx.workflow=charge%20card" in header.split(",")
+    receiver = RunContextPropagator(load_settings(_VERIFY))
+    received = get_run_context(receiver.extract({"baggage": header}, context=Context()))
+    assert received is not None
+    assert (received.workflow, received.event_id, received.customer_id) == (
+        "charge card",
+        "evt 1/é+%",
+        "acme,inc",
+    )
+
+
+# -- signing: canonical lines, the MAC text and the signature's fields ------------------------
+
+_SIGNED_VALUES = st.one_of(st.none(), _TEXT)
+
+
+def _canonical_reference(key_id: str, entries: dict[str, str], issued_at: int) -> bytes:
+    """The documented canonical form, built the long way (signing.py's module docstring)."""
+    lines = [
+        key if entries.get(key) is None else f"{key}={codec.encode(entries[key])}"
+        for key in signing.SIGNED_KEYS
+    ]
+    return "\n".join(["runctx-sig/v2", key_id, str(issued_at), *lines]).encode("ascii")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SIGNED_VALUES, min_size=11, max_size=11), _TEXT)
+def test_canonical_bytes_agree_with_the_documented_form(
+    values: list[str | None], unsigned_value: str
+) -> None:
+    pairs = zip(signing.SIGNED_KEYS, values, strict=True)
+    entries = {key: value for key, value in pairs if value is not None}
+    entries["runctx.unknown"] = unsigned_value  # not signed, and must not change the bytes
+    try:
+        expected = _canonical_reference("kid", entries, 1767225600)
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            signing.canonical_bytes("kid", entries, 1767225600)
+        return
+    assert signing.canonical_bytes("kid", entries, 1767225600) == expected
+
+
+def test_canonical_bytes_of_plain_entries_escape_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = a_run().to_baggage_dict(lean_mode=False)
+    expected = _canonical_reference("kid", entries, 1767225600)
+    monkeypatch.setattr(signing, "encode", _must_not_be_called)
+    assert signing.canonical_bytes("kid", entries, 1767225600) == expected
+
+
+def test_canonical_bytes_escape_through_the_general_path() -> None:
+    entries = {"runctx.run_id": "r", "runctx.workflow": "charge card+", "runctx.attempt": "2"}
+    assert signing.canonical_bytes("kid", entries, 1) == _canonical_reference("kid", entries, 1)
+    assert b"\nrunctx.workflow=charge card" not in signing.canonical_bytes("kid", entries, 1)
+
+
+def test_canonical_bytes_of_a_non_text_value_take_the_general_path() -> None:
+    with pytest.raises(TypeError):
+        signing.canonical_bytes("kid", {"runctx.run_id": 1}, 1)  # type: ignore[dict-item]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=80), st.binary(max_size=600))
+def test_the_mac_text_is_unpadded_base64url_of_hmac_sha256(secret: bytes, message: bytes) -> None:
+    mac = hmac.new(secret, message, hashlib.sha256).digest()
+    assert signing._mac_text(secret, message) == base64.urlsafe_b64encode(mac).rstrip(b"=")
+
+
+def test_a_verified_header_has_its_signature_read_once() -> None:
+    header = _sent(a_run(), _SIGNING)
+    receiver = RunContextPropagator(load_settings(_VERIFY))
+    before = signing._fields.cache_info()
+    assert get_run_context(receiver.extract({"baggage": header}, context=Context())) is not None
+    after = signing._fields.cache_info()
+    # verify() parses it; the inbound cache's expiry (issued_at) reuses the answer.
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "v2:k1:1767225600:" + "A" * 43,
+        "v2:k1:1767225600:" + "A" * 42,
+        "v1:k1:" + "A" * 43,
+        "v2:k1:-1:" + "A" * 43,
+        "v2:k1:1e3:" + "A" * 43,
+        "v2:k1:" + "9" * 13 + ":" + "A" * 43,
+        "v2:ké:1:" + "A" * 43,
+        "",
+    ],
+)
+def test_remembered_signature_fields_are_the_fields(signature: str) -> None:
+    first = signing._fields(signature)
+    signing._fields.cache_clear()
+    assert signing._fields(signature) == first
+    assert signing._fields.__wrapped__(signature) == first
+    assert signing.issued_at(signature) == (None if first is None else first[1])
