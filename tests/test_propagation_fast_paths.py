@@ -18,10 +18,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.context import Context
 
-from otel_runctx import stats
-from otel_runctx.context import RunContext, get_run_context, with_run_context
-from otel_runctx.propagation import RunContextPropagator, budget, codec, propagator, signing
+from otel_runctx import context as context_module
+from otel_runctx import stats, validation
+from otel_runctx.context import (
+    RunContext,
+    get_run_context,
+    run_from_checked_baggage,
+    with_run_context,
+)
+from otel_runctx.propagation import (
+    RunContextPropagator,
+    budget,
+    codec,
+    propagation_stats,
+    propagator,
+    signing,
+)
 from otel_runctx.settings import load_settings
+from otel_runctx.validation import MAX_VALUE_LENGTH, are_texts, check_text
 
 _SIGNING = {"OTEL_RUNCTX_SIGNING_KEYS": "k1:fast-path-secret-0123456789"}
 _VERIFY = {**_SIGNING, "OTEL_RUNCTX_INBOUND": "verify"}
@@ -250,3 +264,196 @@ def test_remembered_signature_fields_are_the_fields(signature: str) -> None:
     assert signing._fields(signature) == first
     assert signing._fields.__wrapped__(signature) == first
     assert signing.issued_at(signature) == (None if first is None else first[1])
+
+
+# -- the receiver: every entry's text rules in one scan, and the run's own checks ---------------
+
+_FIELD_TEXT = st.one_of(
+    _TEXT,
+    st.text(max_size=3),
+    st.sampled_from(["", "x" * MAX_VALUE_LENGTH, "x" * (MAX_VALUE_LENGTH + 1), "a\x7f", "\x9f"]),
+)
+
+
+def _passes_check_text(value: object) -> bool:
+    try:
+        check_text("field", value)
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_FIELD_TEXT, st.none(), st.integers()), max_size=6))
+def test_are_texts_agrees_with_check_text_on_each(values: list[object]) -> None:
+    assert are_texts(values) is all(map(_passes_check_text, values))  # type: ignore[arg-type]
+
+
+def test_the_inbound_text_rule_is_one_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    header = _sent(a_run(), _SIGNING)
+    receiver = RunContextPropagator(load_settings(_VERIFY))
+    monkeypatch.setattr(validation, "check_text", _must_not_be_called)
+    monkeypatch.setattr(context_module, "check_text", _must_not_be_called)
+    monkeypatch.setattr(context_module, "check_run_id", _must_not_be_called)
+    assert get_run_context(receiver.extract({"baggage": header}, context=Context())) is not None
+    assert propagation_stats() == {"propagation.accepted": 1}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        ("runctx.workflow", "w\x01"),
+        ("runctx.sig", ""),
+        ("runctx.future_field", "x" * (MAX_VALUE_LENGTH + 1)),
+        ("runctx.tenant_id", "t\x85"),
+    ],
+)
+def test_an_inbound_entry_that_breaks_a_text_rule_rejects_the_run(entry: tuple[str, str]) -> None:
+    run = a_run()
+    entries = {**run.to_baggage_dict(lean_mode=True), entry[0]: entry[1]}
+    header = ",".join(codec.encode_members(entries).values())
+    receiver = RunContextPropagator(load_settings({}))
+    assert get_run_context(receiver.extract({"baggage": header}, context=Context())) is None
+    assert propagation_stats() == {"propagation.rejected_invalid": 1}
+
+
+_PARENT = "0190a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"
+
+
+def test_a_run_with_minted_ids_is_checked_without_parsing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(context_module, "check_text", _must_not_be_called)
+    monkeypatch.setattr(context_module, "check_run_id", _must_not_be_called)
+    run = RunContext(
+        run_id=_PARENT[:-1] + "c",
+        workflow="w",
+        event_id="e",
+        customer_id="c",
+        environment="prod",
+        tenant_id="t",
+        parent_run_id=_PARENT,
+        root_run_id=_PARENT,
+        retry_of_run_id=_PARENT[:-1] + "d",
+    )
+    assert run.parent_run_id == _PARENT
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("workflow", "", "workflow must not be empty"),
+        ("event_id", "e\x00", "event_id must not contain control characters"),
+        ("customer_id", 7, "customer_id must be a string"),
+        ("environment", "x" * (MAX_VALUE_LENGTH + 1), "environment is 257 characters"),
+        ("tenant_id", "", "tenant_id must not be empty"),
+        ("parent_run_id", _PARENT.upper() + "0", "parent_run_id must be a UUID"),
+        ("parent_run_id", 5, "parent_run_id must be a string"),
+        ("retry_of_run_id", "not-a-uuid", "retry_of_run_id must be a UUID"),
+    ],
+)
+def test_a_field_that_breaks_a_rule_is_named(field: str, value: object, message: str) -> None:
+    fields: dict[str, object] = {
+        "run_id": _PARENT,
+        "workflow": "w",
+        "event_id": "e",
+        "customer_id": "c",
+        "environment": "prod",
+        field: value,
+    }
+    with pytest.raises(ValueError, match=message):
+        RunContext(**fields)  # type: ignore[arg-type]
+
+
+def test_an_upper_case_parent_id_is_still_accepted_as_before() -> None:
+    run = RunContext(
+        run_id=_PARENT,
+        workflow="w",
+        event_id="e",
+        customer_id="c",
+        environment="prod",
+        parent_run_id=_PARENT.upper(),
+        retry_of_run_id=_PARENT.upper(),
+    )
+    assert run.parent_run_id == _PARENT.upper()
+
+
+# -- the inbound run is built without RunContext.__init__ ---------------------------------------
+
+_IDS = [_PARENT, _PARENT.upper(), _PARENT[:-1] + "c", "0190A5B2-7C3D-7E4F-8A9B-0C1D2E3F4A5B"]
+# Valid values most of the time, so that most generated runs are built and compared.
+
+
+def _mostly(valid: st.SearchStrategy[str], other: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.integers(0, 7).flatmap(lambda pick: other if pick == 7 else valid)
+
+
+_ID_VALUES = _mostly(
+    st.sampled_from(_IDS),
+    st.sampled_from(["x", "{" + _PARENT + "}", _PARENT.replace("-", ""), _PARENT + " ", ""]),
+)
+_NAMES = _mostly(
+    st.sampled_from(["w", "evt 1/é", "acme", "prod", "a" * MAX_VALUE_LENGTH]), _FIELD_TEXT
+)
+_FIELD_VALUES = {
+    "runctx.root_run_id": _ID_VALUES,
+    "runctx.parent_run_id": _ID_VALUES,
+    "runctx.retry_of_run_id": _ID_VALUES,
+    "runctx.tenant_id": _NAMES,
+    "runctx.environment": _NAMES,
+    "runctx.attempt": st.sampled_from(["1", "2", "7", "0", "-1", "01", "1000000000", "x", "²"]),
+    "runctx.deadline": st.sampled_from(["1.5", "0", "17e8", "-1", "1e3", "inf", "nan", "1_0", "x"]),
+}
+_REQUIRED = {
+    "runctx.run_id": _ID_VALUES,
+    "runctx.workflow": _NAMES,
+    "runctx.event_id": _NAMES,
+    "runctx.customer_id": _NAMES,
+}
+
+
+@st.composite
+def _inbound_entries(draw: st.DrawFn) -> dict[str, str]:
+    entries = {key: draw(values) for key, values in _REQUIRED.items()}
+    for key in draw(st.lists(st.sampled_from(list(_FIELD_VALUES)), unique=True)):
+        entries[key] = draw(_FIELD_VALUES[key])
+    for key in draw(st.lists(st.sampled_from(list(_REQUIRED)), max_size=1)):
+        del entries[key]  # now and then a required field is missing
+    return entries
+
+
+def _same_run(left: RunContext | None, right: RunContext | None) -> bool:
+    if left is None or right is None:
+        return left is right
+    return left == right and (type(left.attempt), type(left.deadline)) == (
+        type(right.attempt),
+        type(right.deadline),
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(_inbound_entries())
+def test_the_checked_build_gives_from_baggage_s_run(entries: dict[str, str]) -> None:
+    if not are_texts(entries.values()):
+        return  # not its input: the policy rejects these before building
+    assert _same_run(run_from_checked_baggage(entries), RunContext.from_baggage(entries))
+
+
+def test_the_inbound_policy_builds_without_from_baggage(monkeypatch: pytest.MonkeyPatch) -> None:
+    header = _sent(a_run(), _SIGNING)
+    monkeypatch.setattr(RunContext, "from_baggage", _must_not_be_called)
+    receiver = RunContextPropagator(load_settings(_VERIFY))
+    assert get_run_context(receiver.extract({"baggage": header}, context=Context())) is not None
+
+
+def test_a_full_run_arrives_whole() -> None:
+    run = RunContext.create_retry(
+        a_run().create_child("refund", deadline_seconds=60)  # parent, root, deadline
+    )
+    header = _sent(run, {**_SIGNING, "OTEL_RUNCTX_PROPAGATION_MODE": "full"})
+    receiver = RunContextPropagator(
+        load_settings({**_VERIFY, "OTEL_RUNCTX_PROPAGATION_MODE": "full"})
+    )
+    received = get_run_context(receiver.extract({"baggage": header}, context=Context()))
+    assert received == run
+    assert received is not None and received.attempt == 2 and received.deadline == run.deadline
