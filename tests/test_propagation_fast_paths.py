@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry import baggage
 from opentelemetry.context import Context
 
 from otel_runctx import context as context_module
@@ -28,6 +29,7 @@ from otel_runctx.context import (
 )
 from otel_runctx.propagation import (
     RunContextPropagator,
+    _fast_baggage,
     budget,
     codec,
     propagation_stats,
@@ -457,3 +459,57 @@ def test_a_full_run_arrives_whole() -> None:
     received = get_run_context(receiver.extract({"baggage": header}, context=Context()))
     assert received == run
     assert received is not None and received.attempt == 2 and received.deadline == run.deadline
+
+
+# -- the app entries go into the Context in one step (propagation/_fast_baggage.py) -------------
+
+_BAGGAGE = st.dictionaries(st.sampled_from(["a", "b", "c", "d", "région"]), _TEXT, max_size=4)
+
+
+def _with_baggage(entries: dict[str, str]) -> Context:
+    return _fast_baggage.with_entries_public(Context(), entries)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_BAGGAGE, _BAGGAGE)
+def test_app_entries_in_one_step_give_what_set_baggage_gives(
+    before: dict[str, str], entries: dict[str, str]
+) -> None:
+    start = _with_baggage(before)
+    public = _fast_baggage.with_entries_public(start, entries)
+    fast = _fast_baggage.with_entries_fast(start, entries)
+    assert fast == public
+    assert list(baggage.get_all(fast).items()) == list(baggage.get_all(public).items())
+    assert baggage.get_all(start) == before
+
+
+def test_the_one_step_path_is_taken_with_this_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # OpenTelemetry keeps baggage as a plain dict under baggage._BAGGAGE_KEY (a private name),
+    # and set_baggage copies that dict and the Context once per entry.
+    assert _fast_baggage.FAST_PATH_AVAILABLE
+    monkeypatch.setattr(baggage, "set_baggage", _must_not_be_called)
+    context = _fast_baggage.with_entries(Context(), {"a": "1", "b": "2"})
+    assert dict(baggage.get_all(context)) == {"a": "1", "b": "2"}
+
+
+@pytest.mark.parametrize("key", [None, 7, "not-the-baggage-key"])
+def test_the_probe_refuses_a_key_that_is_not_the_baggage_one(key: object) -> None:
+    assert not _fast_baggage.probe(key)
+
+
+def test_without_the_fast_path_set_baggage_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fast_baggage, "FAST_PATH_AVAILABLE", False)
+    calls: list[str] = []
+    real = baggage.set_baggage
+
+    def counting(key: str, value: object, context: Context | None = None) -> Context:
+        calls.append(key)
+        return real(key, value, context)
+
+    monkeypatch.setattr(baggage, "set_baggage", counting)
+    header = _sent(a_run(), _SIGNING)
+    carrier = {"baggage": header + ",feature=beta,region=eu-west-1"}
+    received = RunContextPropagator(load_settings(_VERIFY)).extract(carrier, context=Context())
+    assert calls == ["feature", "region"]
+    assert dict(baggage.get_all(received)) == {"feature": "beta", "region": "eu-west-1"}
+    assert get_run_context(received) is not None

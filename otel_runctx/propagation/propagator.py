@@ -28,6 +28,7 @@ from opentelemetry.propagators import textmap
 from otel_runctx import stats
 from otel_runctx.context import RunContext, get_run_context, with_run_context
 from otel_runctx.keys import PREFIX
+from otel_runctx.propagation._fast_baggage import with_entries
 from otel_runctx.propagation.budget import assemble, fits
 from otel_runctx.propagation.codec import (
     MAX_HEADER_BYTES,
@@ -121,8 +122,7 @@ class RunContextPropagator(textmap.TextMapPropagator):
             settings = self._settings or get_settings()
             if settings.inbound == "verify":
                 _drop_lookalike_entries(parsed)
-            for key, value in parsed.app_entries.items():
-                context = baggage.set_baggage(key, value, context)
+            context = with_entries(context, parsed.app_entries)
             run = cached_inbound_run(parsed, settings)
             if run is not None:
                 context = with_run_context(run, context)
