@@ -513,3 +513,35 @@ def test_without_the_fast_path_set_baggage_is_used(monkeypatch: pytest.MonkeyPat
     assert calls == ["feature", "region"]
     assert dict(baggage.get_all(received)) == {"feature": "beta", "region": "eu-west-1"}
     assert get_run_context(received) is not None
+
+
+# -- the MAC from OpenSSL's HMAC object (signing.RAW_HMAC) --------------------------------------
+
+
+def test_macs_come_from_openssl_s_hmac_object_on_this_python() -> None:
+    # CPython's hmac.HMAC wraps an OpenSSL HMAC object in its private "_hmac" attribute.
+    assert signing.RAW_HMAC
+    assert not isinstance(signing._keyed_hmac(b"some-secret"), hmac.HMAC)
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_both_mac_paths_give_hmac_sha256(monkeypatch: pytest.MonkeyPatch, raw: bool) -> None:
+    monkeypatch.setattr(signing, "RAW_HMAC", raw)
+    signing._keyed_hmac.cache_clear()
+    try:
+        assert isinstance(signing._keyed_hmac(b"some-secret"), hmac.HMAC) is not raw
+        for message in (b"", b"m", b"x" * 300):
+            mac = hmac.new(b"some-secret", message, hashlib.sha256).digest()
+            expected = base64.urlsafe_b64encode(mac).rstrip(b"=")
+            assert signing._mac_text(b"some-secret", message) == expected
+    finally:
+        signing._keyed_hmac.cache_clear()
+
+
+def test_the_raw_hmac_probe_says_no_without_the_attribute(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Wrapper:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self._hmac = None
+
+    monkeypatch.setattr(signing.hmac, "new", Wrapper)
+    assert not signing._raw_hmac_matches()
