@@ -61,7 +61,50 @@ def a_run() -> RunContext:
 
 
 def _per_member(entries: dict[str, str]) -> dict[str, str]:
-    return {key: codec.encode_member(key, value) for key, value in entries.items()}
+    """Each member encoded the long way: key and value each through codec.encode."""
+    return {
+        key: f"{codec.encode(key, key=True)}={codec.encode(value)}"
+        for key, value in entries.items()
+    }
+
+
+# -- codec.encode_member: one match over a member with nothing to escape ------------------------
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TEXT, _TEXT)
+def test_encode_member_agrees_with_encoding_each_side(key: str, value: str) -> None:
+    try:
+        expected = f"{codec.encode(key, key=True)}={codec.encode(value)}"
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            codec.encode_member(key, value)
+        return
+    assert codec.encode_member(key, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "member"),
+    [
+        ("a=b", "c", "a%3Db=c"),  # "=" in the key: the first "=" is not the separator
+        ("a", "b=c", "a=b=c"),
+        ("a b", "c", "a%20b=c"),
+        ("a", "c d", "a=c%20d"),
+        ("a", "", "a="),
+    ],
+)
+def test_encode_member_escapes_what_it_must(key: str, value: str, member: str) -> None:
+    assert codec.encode_member(key, value) == member
+
+
+def test_a_plain_member_is_not_encoded_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codec, "encode", _must_not_be_called)
+    assert codec.encode_member("request.origin", "eu-west-1") == "request.origin=eu-west-1"
+
+
+def test_encode_member_still_refuses_a_value_that_is_not_text() -> None:
+    with pytest.raises(TypeError):
+        codec.encode_member("a", 1)  # type: ignore[arg-type]
 
 
 # -- codec.encode_members: one check over all keys and one over all values ---------------------

@@ -50,6 +50,9 @@ _SAFE_KEY_CHARACTERS = _TOKEN_CHARACTERS.replace("%", "").replace("+", "")
 
 _PLAIN_VALUE = re.compile(f"[{re.escape(_SAFE_VALUE_CHARACTERS)}]*")
 _PLAIN_KEY = re.compile(f"[{re.escape(_SAFE_KEY_CHARACTERS)}]*")
+_is_plain_member = re.compile(
+    f"[{re.escape(_SAFE_KEY_CHARACTERS)}]*=[{re.escape(_SAFE_VALUE_CHARACTERS)}]*"
+).fullmatch
 _KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -74,7 +77,14 @@ def is_plain_value(text: str) -> bool:
 
 
 def encode_member(key: str, value: str) -> str:
-    """One ``key=value`` list-member, both sides encoded."""
+    """One ``key=value`` list-member, both sides encoded.
+
+    The common case, nothing to escape on either side, is one match over the member: a plain
+    key holds no ``=``, so with none in ``key`` the member's first ``=`` is the separator.
+    """
+    member = f"{key}={value}"
+    if type(value) is str and "=" not in key and _is_plain_member(member) is not None:
+        return member
     return f"{encode(key, key=True)}={encode(value)}"
 
 
