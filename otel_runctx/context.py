@@ -24,6 +24,7 @@ from otel_runctx.ids import generate_run_id
 from otel_runctx.run_state.budget import Budget, RunBudget
 from otel_runctx.settings import get_settings
 from otel_runctx.validation import (
+    are_texts,
     check_attempt,
     check_deadline,
     check_run_id,
@@ -40,6 +41,7 @@ __all__ = [
     "get_run_context",
     "require_run_context",
     "reset_run_context",
+    "run_from_checked_baggage",
     "set_run_context",
 ]
 
@@ -50,6 +52,12 @@ _RUN_CONTEXT_KEY = otel_context.create_key("runctx.run_context")
 _is_canonical_uuid = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ).fullmatch
+
+
+def _is_minted_id(value: object) -> bool:
+    """True for an id in the form ``generate_run_id`` makes (then :func:`check_run_id` would
+    accept it); anything else, a non-string too, is left to ``check_run_id``."""
+    return isinstance(value, str) and _is_canonical_uuid(value) is not None
 
 
 def _data_field(name: str, value: object) -> str:
@@ -135,20 +143,24 @@ class RunContext:
     def __post_init__(self) -> None:
         if not _is_canonical_uuid(self.run_id):  # ids minted here are; skip parsing them again
             check_run_id("run_id", self.run_id)
-        check_text("workflow", self.workflow)
-        check_text("event_id", self.event_id)
-        check_text("customer_id", self.customer_id)
-        check_text("environment", self.environment)
+        texts = [self.workflow, self.event_id, self.customer_id, self.environment]
         if self.tenant_id is not None:
-            check_text("tenant_id", self.tenant_id)
-        if self.parent_run_id is not None:
+            texts.append(self.tenant_id)
+        if not are_texts(texts):  # one scan for all; the per-field checks say which failed
+            check_text("workflow", self.workflow)
+            check_text("event_id", self.event_id)
+            check_text("customer_id", self.customer_id)
+            check_text("environment", self.environment)
+            if self.tenant_id is not None:
+                check_text("tenant_id", self.tenant_id)
+        if self.parent_run_id is not None and not _is_minted_id(self.parent_run_id):
             check_run_id("parent_run_id", self.parent_run_id)
         if not self.root_run_id:
             object.__setattr__(self, "root_run_id", self.run_id)
         if not _is_canonical_uuid(self.root_run_id):
             check_run_id("root_run_id", self.root_run_id)
         check_attempt(self.attempt)
-        if self.retry_of_run_id is not None:
+        if self.retry_of_run_id is not None and not _is_minted_id(self.retry_of_run_id):
             check_run_id("retry_of_run_id", self.retry_of_run_id)
         if self.deadline is not None:
             object.__setattr__(self, "deadline", check_deadline(self.deadline))
@@ -388,6 +400,8 @@ def _assemble(
     root_run_id: str | None,
     deadline: float | None,
     cancellation: _Cancellation,
+    attempt: int = 1,
+    retry_of_run_id: str | None = None,
 ) -> RunContext:
     """A RunContext from fields already checked (a minted id, checked or safe text, the
     deadline from :func:`_deadline_from_now`), without ``__post_init__`` checking them again:
@@ -403,13 +417,61 @@ def _assemble(
     put(run, "tenant_id", tenant_id)
     put(run, "parent_run_id", parent_run_id)
     put(run, "root_run_id", root_run_id or run_id)
-    put(run, "attempt", 1)
-    put(run, "retry_of_run_id", None)
+    put(run, "attempt", attempt)
+    put(run, "retry_of_run_id", retry_of_run_id)
     put(run, "deadline", None if deadline is None else check_deadline(deadline))
     put(run, "_cancellation", cancellation)
     put(run, "_attributes", None)
     put(run, "_stamp", None)
     return run
+
+
+def run_from_checked_baggage(mapping: Mapping[str, str]) -> RunContext | None:
+    """:meth:`RunContext.from_baggage` for entries whose every value already passed
+    :func:`otel_runctx.validation.are_texts` (the inbound policy checks all ``runctx.*``
+    entries so before it builds the run): the same run, or None, without applying the text
+    rules a second time or going through ``RunContext.__init__`` (a frozen dataclass's
+    ``__init__`` plus ``__post_init__`` cost more than the rest of an inbound hop's checks).
+    The id, attempt and deadline rules are applied as ``__post_init__`` applies them;
+    ``tests/test_propagation_fast_paths.py`` compares the two on generated entries.
+    """
+    try:
+        get = mapping.get
+        run_id = get(keys.RUN_ID)
+        workflow = get(keys.WORKFLOW)
+        event_id = get(keys.EVENT_ID)
+        customer_id = get(keys.CUSTOMER_ID)
+        if run_id is None or workflow is None or event_id is None or customer_id is None:
+            return None
+        parent_run_id = get(keys.PARENT_RUN_ID)
+        root_run_id = get(keys.ROOT_RUN_ID) or run_id
+        retry_of_run_id = get(keys.RETRY_OF_RUN_ID)
+        for name, value in (
+            ("run_id", run_id),
+            ("parent_run_id", parent_run_id),
+            ("root_run_id", root_run_id),
+            ("retry_of_run_id", retry_of_run_id),
+        ):
+            if value is not None and not _is_minted_id(value):
+                check_run_id(name, value)
+        attempt = get(keys.ATTEMPT)
+        deadline = get(keys.DEADLINE)
+        return _assemble(
+            run_id=run_id,
+            workflow=workflow,
+            event_id=event_id,
+            customer_id=customer_id,
+            environment=get(keys.ENVIRONMENT) or get_settings().environment,
+            tenant_id=get(keys.TENANT_ID),
+            parent_run_id=parent_run_id,
+            root_run_id=root_run_id,
+            deadline=None if deadline is None else parse_deadline(deadline),
+            cancellation=_Cancellation(),
+            attempt=1 if attempt is None else parse_attempt(attempt),
+            retry_of_run_id=retry_of_run_id,
+        )
+    except Exception:
+        return None
 
 
 def _deadline_from_now(deadline_seconds: float | None) -> float | None:

@@ -29,10 +29,11 @@ __all__ = ["assemble", "fits"]
 
 def fits(members: Sequence[str]) -> bool:
     """True if ``members`` alone make a header within every limit."""
+    lengths = list(map(len, members))
     return (
-        len(members) <= MAX_MEMBERS
-        and all(len(member) <= MAX_MEMBER_BYTES for member in members)
-        and sum(map(len, members)) + max(0, len(members) - 1) <= MAX_HEADER_BYTES
+        len(lengths) <= MAX_MEMBERS
+        and max(lengths, default=0) <= MAX_MEMBER_BYTES
+        and sum(lengths) + max(0, len(lengths) - 1) <= MAX_HEADER_BYTES
     )
 
 

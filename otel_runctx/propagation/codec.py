@@ -13,6 +13,7 @@ character classes matched with ``fullmatch``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
@@ -26,6 +27,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_member",
+    "encode_members",
     "is_plain_value",
     "parse_header",
 ]
@@ -48,6 +50,9 @@ _SAFE_KEY_CHARACTERS = _TOKEN_CHARACTERS.replace("%", "").replace("+", "")
 
 _PLAIN_VALUE = re.compile(f"[{re.escape(_SAFE_VALUE_CHARACTERS)}]*")
 _PLAIN_KEY = re.compile(f"[{re.escape(_SAFE_KEY_CHARACTERS)}]*")
+_is_plain_member = re.compile(
+    f"[{re.escape(_SAFE_KEY_CHARACTERS)}]*=[{re.escape(_SAFE_VALUE_CHARACTERS)}]*"
+).fullmatch
 _KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -72,8 +77,36 @@ def is_plain_value(text: str) -> bool:
 
 
 def encode_member(key: str, value: str) -> str:
-    """One ``key=value`` list-member, both sides encoded."""
+    """One ``key=value`` list-member, both sides encoded.
+
+    The common case, nothing to escape on either side, is one match over the member: a plain
+    key holds no ``=``, so with none in ``key`` the member's first ``=`` is the separator.
+    """
+    member = f"{key}={value}"
+    if type(value) is str and "=" not in key and _is_plain_member(member) is not None:
+        return member
     return f"{encode(key, key=True)}={encode(value)}"
+
+
+def encode_members(entries: Mapping[str, str]) -> dict[str, str]:
+    """:func:`encode_member` for every entry: key -> ``key=value`` member, in entry order.
+
+    The run's keys are constants and its values are nearly always plain, so one check over
+    all the keys and one over all the values (a string is plain exactly when each of its
+    characters is, so joining changes no answer) replace two checks per member; anything to
+    escape sends every member through :func:`encode_member`. Raises UnicodeEncodeError as it
+    does (a lone surrogate).
+    """
+    try:
+        plain = (
+            _PLAIN_KEY.fullmatch("".join(entries)) is not None
+            and _PLAIN_VALUE.fullmatch("".join(entries.values())) is not None
+        )
+    except TypeError:  # a key or value that is not text: the per-member path says what fails
+        plain = False
+    if plain:
+        return {key: f"{key}={value}" for key, value in entries.items()}
+    return {key: encode_member(key, value) for key, value in entries.items()}
 
 
 def decode(raw: str) -> str | None:

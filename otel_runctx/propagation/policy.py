@@ -16,11 +16,11 @@ import time
 from collections.abc import Mapping
 
 from otel_runctx import keys, stats
-from otel_runctx.context import RunContext
+from otel_runctx.context import RunContext, run_from_checked_baggage
 from otel_runctx.propagation.codec import ParsedBaggage
 from otel_runctx.propagation.signing import SIGNATURE_KEY, SIGNED_KEYS, verify
 from otel_runctx.settings import Settings
-from otel_runctx.validation import check_text
+from otel_runctx.validation import are_texts
 
 __all__ = ["inbound_run", "log_rejection"]
 
@@ -62,22 +62,17 @@ def inbound_run(parsed: ParsedBaggage, settings: Settings) -> RunContext | None:
 
 
 def _all_entries_are_text(run_entries: Mapping[str, str]) -> bool:
-    """Every ``runctx.*`` entry, the signature and unknown keys too, passes the text rules."""
-    try:
-        for key, value in run_entries.items():
-            check_text(key, value)
-    except ValueError:
-        return False
-    return True
+    """Every ``runctx.*`` entry, the signature and unknown keys too, passes the text rules
+    (so none is empty either: an empty value would silently fall back to a default)."""
+    return are_texts(run_entries.values())
 
 
 def _validated_run(entries: dict[str, str]) -> RunContext | None:
-    if any(not value for value in entries.values()):
-        return None  # an empty value would silently fall back to a default
+    """The run of ``entries``, which :func:`_all_entries_are_text` accepted."""
     deadline = entries.get(keys.DEADLINE)
     if deadline is not None and not _DEADLINE_CHARACTERS.issuperset(deadline):
         return None  # float() would also take " 1e3 ", "1_000" and "inf"
-    return RunContext.from_baggage(entries)
+    return run_from_checked_baggage(entries)
 
 
 def log_rejection(reason: str, message: str) -> None:

@@ -28,11 +28,14 @@ from opentelemetry.propagators import textmap
 from otel_runctx import stats
 from otel_runctx.context import RunContext, get_run_context, with_run_context
 from otel_runctx.keys import PREFIX
+from otel_runctx.propagation._fast_baggage import with_entries
 from otel_runctx.propagation.budget import assemble, fits
 from otel_runctx.propagation.codec import (
     MAX_HEADER_BYTES,
     ParsedBaggage,
     encode_member,
+    encode_members,
+    is_plain_value,
     parse_header,
 )
 from otel_runctx.propagation.inbound_cache import cached_inbound_run
@@ -119,8 +122,7 @@ class RunContextPropagator(textmap.TextMapPropagator):
             settings = self._settings or get_settings()
             if settings.inbound == "verify":
                 _drop_lookalike_entries(parsed)
-            for key, value in parsed.app_entries.items():
-                context = baggage.set_baggage(key, value, context)
+            context = with_entries(context, parsed.app_entries)
             run = cached_inbound_run(parsed, settings)
             if run is not None:
                 context = with_run_context(run, context)
@@ -138,7 +140,11 @@ class RunContextPropagator(textmap.TextMapPropagator):
         encoded = _encode_members(run.to_baggage_dict(settings.propagation_mode == "lean"))
         if encoded is not None and settings.signing_keys:
             signature = sign_members(settings.signing_keys[0], encoded, second)
-            encoded[SIGNATURE_KEY] = encode_member(SIGNATURE_KEY, signature)
+            encoded[SIGNATURE_KEY] = (
+                f"{SIGNATURE_KEY}={signature}"  # what it always is: nothing to escape
+                if is_plain_value(signature)
+                else encode_member(SIGNATURE_KEY, signature)
+            )
         members = None if encoded is None else list(encoded.values())
         if members is None or not fits(members):
             stats.count("propagation.run_too_large")
@@ -156,7 +162,7 @@ def _encode_members(entries: dict[str, str]) -> dict[str, str] | None:
     """Each run key's ``key=value`` member (what is sent, and what is signed), or None if a
     value has no UTF-8 form (a lone surrogate)."""
     try:
-        return {key: encode_member(key, value) for key, value in entries.items()}
+        return encode_members(entries)
     except UnicodeEncodeError:
         return None
 
