@@ -26,9 +26,9 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import Logger as SdkLogger
 from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
 
-__all__ = ["FAST_PATH_AVAILABLE", "emit", "emit_fast", "emit_public"]
+from otel_runctx.processors._fast_stamp import all_scalars
 
-_SCALARS = frozenset((str, bool, int, float))
+__all__ = ["FAST_PATH_AVAILABLE", "emit", "emit_fast", "emit_public"]
 
 
 def emit_public(logger: Logger, record: LogRecord) -> None:
@@ -47,7 +47,7 @@ def _fits(limits: Any, attributes: Any) -> bool:
     maxlen = limits.max_log_record_attributes
     if maxlen is not None and len(attributes) > maxlen:
         return False
-    return _SCALARS.issuperset(map(type, attributes.values()))
+    return all_scalars(attributes.values())
 
 
 def emit_fast(logger: Logger, record: LogRecord) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import threading
 from collections.abc import Mapping
@@ -37,8 +36,6 @@ __all__ = [
     "split_line",
 ]
 
-_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
 _digest_lock = threading.Lock()
 
 
@@ -58,8 +55,8 @@ def resource_digest(resource: Resource) -> str:
     cached = _digests.get(id(resource))
     if cached is not None and cached[0] is resource:
         return cached[1]
-    body = _dumps([dict(resource.attributes), resource.schema_url or ""])
-    digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+    body = record_json.stdlib_dumps([dict(resource.attributes), resource.schema_url or ""])
+    digest = hashlib.sha256(body).hexdigest()[:32]
     with _digest_lock:
         if len(_digests) > 64:
             _digests.clear()
@@ -72,8 +69,10 @@ def encode_resource(resource: Resource) -> bytes:
     digest = resource_digest(resource)
     line = _resource_lines.get(digest)
     if line is None:
-        body = _dumps({"a": dict(resource.attributes), "u": resource.schema_url or ""})
-        line = _resource_lines[digest] = f"r\t{digest}\t{body}\n".encode()
+        body = record_json.stdlib_dumps(
+            {"a": dict(resource.attributes), "u": resource.schema_url or ""}
+        )
+        line = _resource_lines[digest] = b"".join((f"r\t{digest}\t".encode(), body, b"\n"))
     return line
 
 
@@ -93,8 +92,7 @@ def encode_record(
         "t": record.timestamp,
         "ot": record.observed_timestamp,
         # Hex: a trace id has 128 bits, more than orjson (and many JSON readers) take as a
-        # number; a span id as a number often has 20 digits, which record_json.loads leaves to
-        # the slower stdlib.
+        # number; the span id is written the same way.
         "tr": f"{record.trace_id or 0:032x}",
         "sp": f"{record.span_id or 0:016x}",
         "fl": int(record.trace_flags or 0),

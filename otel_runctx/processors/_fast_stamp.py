@@ -19,7 +19,7 @@ attributes a record already has are kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from types import MappingProxyType
 from typing import Any
 
@@ -87,6 +87,12 @@ def stamp_fast(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
 _SCALARS = frozenset((str, bool, int, float))
 
 
+def all_scalars(values: Iterable[object]) -> bool:
+    """True if every value is an exact ``str``/``bool``/``int``/``float``: valid as an
+    attribute value as it is (one C loop over the types, no generator)."""
+    return _SCALARS.issuperset(map(type, values))
+
+
 def stamp_scalars(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
     """:func:`stamp` for a mapping built in code (an outcome's attributes) rather than a run's.
 
@@ -94,7 +100,7 @@ def stamp_scalars(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
     is taken only when every value is one; anything else (a list, which the SDK would turn into a
     tuple, or a value it would reject) goes through the public API.
     """
-    if _SCALARS.issuperset(map(type, attributes.values())):  # one C loop, no generator
+    if all_scalars(attributes.values()):
         stamp(span, attributes)
     else:
         stamp_public(span, attributes)
