@@ -65,14 +65,17 @@ class OutcomeDelivery:
         scope: tuple[str, str | None],
         *,
         replaces: bool = False,
+        sole_owner: bool = False,
     ) -> None:
         """Spool ``record`` now, or queue it for direct sending. Never raises.
 
-        ``replaces``: a pending record of this outcome is in the spool (issue 10)."""
+        ``replaces``: a pending record of this outcome is in the spool (issue 10).
+        ``sole_owner``: the caller will not hand ``record`` to anything else (the SDK pipeline
+        included), so the spool's worker may send the object itself."""
         setattr(record, DELIVERED_MARK, True)
         spool = self.spool
         if spool is not None and spool.append(
-            record, outcome_id, resource, scope, replaces=replaces
+            record, outcome_id, resource, scope, replaces=replaces, sole_owner=sole_owner
         ):
             return
         count("outcome.sent_directly")

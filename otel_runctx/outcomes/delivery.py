@@ -262,11 +262,18 @@ def _emit_event(
         return
     # First to disk (or the direct queue), then to the SDK pipeline, whose OTLP exporters skip
     # the record (it is marked delivered); the pipeline replaces record.attributes in place.
-    # When nothing in the pipeline would see it (the default wiring), it is not emitted there.
+    # When nothing in the pipeline would see it (the default wiring), it is not emitted there,
+    # and the spool's worker may send this object as it is.
+    to_pipeline = not pipeline_ignores_delivered(_logger)
     delivery.deliver(
-        record, outcome_id, _resource(), (_SCOPE_NAME, _SCOPE_VERSION), replaces=replaces_pending
+        record,
+        outcome_id,
+        _resource(),
+        (_SCOPE_NAME, _SCOPE_VERSION),
+        replaces=replaces_pending,
+        sole_owner=not to_pipeline,
     )
-    if not pipeline_ignores_delivered(_logger):
+    if to_pipeline:
         emit_soon(_logger, record)
 
 

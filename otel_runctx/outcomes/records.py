@@ -32,6 +32,7 @@ __all__ = [
     "decode_resource",
     "encode_record",
     "encode_resource",
+    "instrumentation_scope",
     "resource_digest",
     "split_line",
 ]
@@ -166,10 +167,13 @@ def decode_record(payload: Mapping[str, Any], resource: Resource) -> ReadableLog
     )
     name, version = payload["sc"]
     return ReadableLogRecord(
-        log_record=record, resource=resource, instrumentation_scope=_scope(name, version)
+        log_record=record,
+        resource=resource,
+        instrumentation_scope=instrumentation_scope(name, version),
     )
 
 
 @functools.lru_cache(maxsize=64)
-def _scope(name: str, version: str | None) -> InstrumentationScope:
+def instrumentation_scope(name: str, version: str | None) -> InstrumentationScope:
+    """The scope of outcome records: one object per (name, version), shared by every record."""
     return InstrumentationScope(name, version)

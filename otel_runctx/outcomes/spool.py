@@ -3,7 +3,8 @@
 Path of one outcome: ``append`` writes one line to this process's intake journal (before
 ``emit_outcome`` returns; :mod:`journal`) → the worker (:mod:`worker`) moves journal lines into
 the SQLite store in batches (:mod:`intake`, :mod:`store`) → sends the oldest rows with a stock
-OTLP log exporter → deletes them only once the collector acknowledged. Delivery is at least
+OTLP log exporter (this process's own records as the objects appended, when nothing else holds
+them: :mod:`handoff`) → deletes them only once the collector acknowledged. Delivery is at least
 once: a record can be sent twice (a crash after the send, before the delete), never zero times
 unless the size cap drops it, and that is counted and said on stderr.
 
@@ -104,6 +105,7 @@ class OutcomeSpool:
         *,
         hold_seconds: float | None = None,
         replaces: bool = False,
+        sole_owner: bool = False,
     ) -> bool:
         """Write ``record`` to disk now; the worker sends it later. Never raises.
 
@@ -114,6 +116,10 @@ class OutcomeSpool:
         not send for that long (or until this process dies: another process then sends it);
         a later ``append(..., replaces=True)`` with the same outcome id writes the final
         record, which takes the pending one's place and releases the hold.
+
+        ``sole_owner``: nothing else in this process reads or changes ``record`` after this
+        call, so the worker may send this very object instead of decoding its line (see
+        :mod:`otel_runctx.outcomes.handoff`); the journal line stays the durable copy.
         """
         if self._stopping:
             count("outcome_spool.after_shutdown")
@@ -140,6 +146,8 @@ class OutcomeSpool:
         # The worker wakes every poll interval; it is woken early only for a large backlog,
         # because each early wake-up is a burst of Python work competing with callers for the GIL.
         worker = self._worker
+        if sole_owner and hold_seconds is None and not replaces:
+            worker.handoff.offer(outcome_id, record, resource, scope)
         worker.backlog += 1
         if worker.backlog >= WAKE_BACKLOG:
             worker.wake.set()

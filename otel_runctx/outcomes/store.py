@@ -89,6 +89,7 @@ class SpoolRow:
     seq: int
     resource_id: int
     payload: bytes
+    outcome_id: str = ""
 
 
 class SpoolStore:
@@ -250,11 +251,14 @@ class SpoolStore:
             rows = self._db.execute(
                 "UPDATE outcomes SET lease_owner = ?, lease_until = ? WHERE seq IN ("
                 f"SELECT seq FROM outcomes WHERE (lease_until <= ? OR lease_owner = ?){skip} "
-                "ORDER BY seq LIMIT ?) RETURNING seq, resource_id, payload",
+                "ORDER BY seq LIMIT ?) RETURNING seq, resource_id, payload, outcome_id",
                 (owner, now + lease_seconds, now, owner, *held, limit),
             ).fetchall()
         rows.sort()  # RETURNING does not promise an order
-        return [SpoolRow(int(seq), int(rid), bytes(payload)) for seq, rid, payload in rows]
+        return [
+            SpoolRow(int(seq), int(rid), bytes(payload), str(outcome_id))
+            for seq, rid, payload, outcome_id in rows
+        ]
 
     @_guarded
     def resource_payload(self, resource_id: int) -> bytes | None:

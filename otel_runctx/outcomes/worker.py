@@ -19,6 +19,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.resources import Resource
 
 from otel_runctx.outcomes.background import background
+from otel_runctx.outcomes.handoff import MemoryHandoff
 from otel_runctx.outcomes.intake import JournalIntake
 from otel_runctx.outcomes.journal import owner_is_alive
 from otel_runctx.outcomes.records import decode_body, decode_record, decode_resource
@@ -54,6 +55,8 @@ class SpoolWorker:
         self._max_backoff = max_backoff
         self._orphan_scan_interval = orphan_scan_interval
         self._resources: dict[int, Resource] = {}
+        #: This process's records, offered by ``OutcomeSpool.append`` (see outcomes/handoff.py).
+        self.handoff = MemoryHandoff()
         self.wake = threading.Event()
         self.stopping = False
         self.backlog = 0
@@ -105,6 +108,7 @@ class SpoolWorker:
                     backoff = min(max(0.5, backoff * 2), self._max_backoff)
                     self.wake.wait(backoff * random.uniform(0.8, 1.2))
                     continue
+                self.handoff.forget()
                 if ingested:  # lines still in a journal are not sent yet: not drained
                     with self._cond:
                         self._drained_cycle = cycle
@@ -136,13 +140,19 @@ class SpoolWorker:
         records: list[ReadableLogRecord] = []
         sendable: list[int] = []
         corrupt: list[int] = []
+        # Every offer made so far: its journal line was written before the offer, so its row
+        # is among those leased now or later.
+        self.handoff.collect()
         for index, row in enumerate(rows):
             if index % 16 == 15:
                 time.sleep(0)  # let callers have the GIL: see outcome_events
             try:
-                records.append(
-                    decode_record(decode_body(row.payload), self._resource(row.resource_id))
-                )
+                record = self.handoff.take(row.outcome_id)
+                if record is None:
+                    record = decode_record(
+                        decode_body(row.payload), self._resource(row.resource_id)
+                    )
+                records.append(record)
                 sendable.append(row.seq)
             except Exception:
                 corrupt.append(row.seq)
