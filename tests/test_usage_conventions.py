@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from genai_prices import Usage, calc_price
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
@@ -243,3 +245,42 @@ def test_a_run_without_tokens_is_priced_without_importing_genai_prices(
     with_tokens.add_tokens("gpt-4o-mini", 1000, 100)
     assert usage_attributes(with_tokens)["runctx.usage.cost"] > 0
     assert imports
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    span_count=st.integers(0, 10_000),
+    error_count=st.integers(0, 10_000),
+    llm_calls=st.integers(0, 50),
+    nested_skipped=st.integers(0, 5),
+    sampled_out=st.integers(0, 5),
+    table=st.sampled_from([None, "EUR"]),
+    use_catalog=st.booleans(),
+)
+def test_token_less_shortcut_gives_the_general_paths_attributes(
+    span_count: int,
+    error_count: int,
+    llm_calls: int,
+    nested_skipped: int,
+    sampled_out: int,
+    table: str | None,
+    use_catalog: bool,
+) -> None:
+    """Most runs see no tokens; their usage attributes come from a shortcut that skips the
+    per-model columns and the Decimal sum. It must give exactly what the general path gives."""
+    from otel_runctx.usage import attributes as usage_module
+    from otel_runctx.usage.prices import parse_price_table
+    from otel_runctx.usage.rollup import RunUsage
+
+    usage = RunUsage(span_count=span_count)
+    usage.error_count, usage.llm_calls = error_count, llm_calls
+    usage.nested_skipped, usage.sampled_out = nested_skipped, sampled_out
+    prices = None
+    if table is not None:
+        prices = parse_price_table(
+            {"currency": table, "models": {"m-1": {"input": 1.0, "output": 2.0}}}
+        )
+    shortcut = usage_module._without_tokens(usage, prices, use_catalog)
+    general = usage_module._with_tokens(usage, prices, use_catalog)
+    assert list(shortcut.items()) == list(general.items())
+    assert usage_module.usage_attributes(usage, prices, use_catalog=use_catalog) == shortcut

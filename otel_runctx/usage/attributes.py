@@ -40,6 +40,14 @@ def usage_attributes(
     usage: RunUsage, prices: PriceTable | None = None, *, use_catalog: bool = True
 ) -> dict[str, AttributeValue]:
     """The attributes for ``usage``; cost ones when a local table or genai-prices is there."""
+    if not usage.tokens:
+        return _without_tokens(usage, prices, use_catalog)
+    return _with_tokens(usage, prices, use_catalog)
+
+
+def _with_tokens(
+    usage: RunUsage, prices: PriceTable | None, use_catalog: bool
+) -> dict[str, AttributeValue]:
     models = sorted(usage.tokens)
     counts = [_counts(usage, model) for model in models]
     # Column sums: input, output, cache read, cache write, unsplit (zeros for a run without).
@@ -102,4 +110,30 @@ def usage_attributes(
         attributes["runctx.usage.cost_source_by_model"] = sources
     if unpriced:
         attributes["runctx.usage.cost_unpriced_models"] = unpriced
+    return attributes
+
+
+def _without_tokens(
+    usage: RunUsage, prices: PriceTable | None, use_catalog: bool
+) -> dict[str, AttributeValue]:
+    """:func:`usage_attributes` of a run that saw no tokens (most runs): the same attributes,
+    without the per-model columns and the Decimal sum of nothing."""
+    attributes: dict[str, AttributeValue] = {
+        "runctx.usage.span_count": usage.span_count,
+        "runctx.usage.error_count": usage.error_count,
+        "runctx.usage.llm_calls": usage.llm_calls,
+        "runctx.usage.input_tokens": 0,
+        "runctx.usage.output_tokens": 0,
+        "runctx.usage.cache_read_tokens": 0,
+        "runctx.usage.cache_write_tokens": 0,
+    }
+    if usage.nested_skipped:
+        attributes["runctx.usage.nested_skipped"] = usage.nested_skipped
+    if usage.sampled_out:
+        attributes["runctx.usage.sampled_out_spans"] = usage.sampled_out
+    # Only whether genai-prices is there: a run without tokens does not import it.
+    if prices is not None or (use_catalog and genai_prices_installed()):
+        attributes["runctx.usage.cost"] = 0.0
+        attributes["runctx.usage.cost_decimal"] = "0"
+        attributes["runctx.usage.cost_currency"] = prices.currency if prices is not None else "USD"
     return attributes
