@@ -421,3 +421,34 @@ def test_run_metric_series_are_capped_with_one_overflow_series(
         assert len(overflow) == 1
         if metric.name == "runctx.runs":
             assert overflow[0].value == 45
+
+
+def test_admitted_series_are_remembered_and_overflow_is_counted_every_time(
+    metric_reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Admitted dimension sets are remembered per cap, so a repeated workflow skips the cap's
+    check; an overflowed one is checked, and counted as metrics.series_overflow, every run."""
+    from otel_runctx.metrics import SeriesCap
+
+    monkeypatch.setattr(outcome_delivery, "_cap", SeriesCap(2))
+    monkeypatch.setattr(outcome_delivery, "_cap_for", outcome_delivery._instruments)
+    overflow_before = stats.snapshot().get("metrics.series_overflow", 0)
+    for workflow in ("a", "b", "c", "c", "a", "b", "a"):
+        with run(workflow, event_id="e", customer_id="c"):
+            pass
+    assert stats.snapshot().get("metrics.series_overflow", 0) == overflow_before + 2
+    assert {key[0] for key in outcome_delivery._admitted} == {"a", "b"}
+    data = metric_reader.get_metrics_data()
+    assert data is not None
+    runs = next(
+        m
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "runctx.runs"
+    )
+    by_workflow = {
+        dict(p.attributes or {}).get("runctx.workflow", "overflow"): p.value
+        for p in runs.data.data_points
+    }
+    assert by_workflow == {"a": 3, "b": 2, "overflow": 2}

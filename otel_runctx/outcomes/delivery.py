@@ -28,7 +28,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_runctx import keys
 from otel_runctx.context import RunContext, RunStatus
 from otel_runctx.metrics import SeriesCap
-from otel_runctx.outcomes import _fast_emit
+from otel_runctx.outcomes import _fast_emit, _fast_record
 from otel_runctx.outcomes.active import get_active_delivery, get_active_spool
 from otel_runctx.outcomes.events import emit_soon
 from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, Outcome
@@ -67,6 +67,10 @@ _instruments: tuple[SummedCounter, Histogram] | None = None
 #: The series cap, for the instruments it was made for (new instruments: a new cap).
 _cap: SeriesCap | None = None
 _cap_for: object = None
+#: Dimension sets the cap admitted, by (workflow, environment, status, customer or None).
+_admitted: dict[tuple[str, str, str, str | None], Mapping[str, AttributeValue]] = {}
+_admitted_by: SeriesCap | None = None  # the cap that admitted them
+_MAX_ADMITTED = 4096
 _logger: Logger | None = None
 _default_resource: Resource | None = None
 
@@ -230,16 +234,15 @@ def _record(
     # The run's full attribute set (lineage spelled out even when span stamping is lean).
     attributes = dict(run.to_span_attributes())
     attributes.update(extra)
-    now = time.time_ns()
-    return LogRecord(
-        timestamp=now,
-        observed_timestamp=now,
-        context=context,
-        severity_number=_SEVERITY[outcome.status],
-        severity_text=_SEVERITY_TEXT[outcome.status],
-        body=f"run {run.workflow} ended: {_STATUS_TEXT[outcome.status]}",
-        attributes=attributes,
-        event_name=OUTCOME_EVENT_NAME,
+    status = outcome.status
+    return _fast_record.new_record(
+        time.time_ns(),
+        context,
+        _SEVERITY[status],
+        _SEVERITY_TEXT[status],
+        f"run {run.workflow} ended: {_STATUS_TEXT[status]}",
+        attributes,
+        OUTCOME_EVENT_NAME,
     )
 
 
@@ -279,21 +282,32 @@ def _emit_event(
 
 def _record_metrics(run: RunContext, outcome: Outcome, duration_seconds: float | None) -> None:
     runs, duration = _metrics_instruments()
-    dimensions: dict[str, AttributeValue] = {
-        keys.WORKFLOW: run.workflow,
-        keys.ENVIRONMENT: run.environment,
-        "runctx.outcome.status": _STATUS_TEXT[outcome.status],
-    }
-    if get_settings().outcome_metrics_customer:
-        dimensions[keys.CUSTOMER_ID] = run.customer_id
-    # Workflow names and customer ids can come from inbound data: each instrument's series are
-    # capped (OTEL_RUNCTX_METRICS_SERIES_CAP), the rest go to the otel.metric.overflow series.
-    # Both instruments are recorded with the same dimensions (the duration only when known),
-    # so one cap admits each set for both.
-    global _cap, _cap_for
+    global _cap, _cap_for, _admitted, _admitted_by
     if _cap is None or _cap_for is not _instruments:
         _cap, _cap_for = SeriesCap(get_settings().metrics_series_cap), _instruments
-    admitted = _cap.admit(dimensions)
+    if _admitted_by is not _cap:
+        _admitted, _admitted_by = {}, _cap
+    status = _STATUS_TEXT[outcome.status]
+    by_customer = get_settings().outcome_metrics_customer
+    key = (run.workflow, run.environment, status, run.customer_id if by_customer else None)
+    admitted = _admitted.get(key)
+    if admitted is None:
+        dimensions: dict[str, AttributeValue] = {
+            keys.WORKFLOW: run.workflow,
+            keys.ENVIRONMENT: run.environment,
+            "runctx.outcome.status": status,
+        }
+        if by_customer:
+            dimensions[keys.CUSTOMER_ID] = run.customer_id
+        # Workflow names and customer ids can come from inbound data: each instrument's series
+        # are capped (OTEL_RUNCTX_METRICS_SERIES_CAP), the rest go to the otel.metric.overflow
+        # series. Both instruments are recorded with the same dimensions (the duration only
+        # when known), so one cap admits each set for both.
+        admitted = _cap.admit(dimensions)
+        # An admitted set stays admitted: remembered (at most the cap's worth), so later runs
+        # skip building and checking it. An overflowed one is checked (and counted) each time.
+        if admitted is dimensions and len(_admitted) < _MAX_ADMITTED:
+            _admitted[key] = admitted
     runs.add(1, admitted)
     if duration_seconds is not None:
         duration.record(duration_seconds, admitted)
