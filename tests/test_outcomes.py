@@ -433,8 +433,8 @@ def test_admitted_series_are_remembered_and_overflow_is_counted_every_time(
     monkeypatch.setattr(outcome_delivery, "_cap", SeriesCap(2))
     monkeypatch.setattr(outcome_delivery, "_cap_for", outcome_delivery._instruments)
     overflow_before = stats.snapshot().get("metrics.series_overflow", 0)
-    for workflow in ("a", "b", "c", "c", "a", "b", "a"):
-        with run(workflow, event_id="e", customer_id="c"):
+    for name in ("a", "b", "c", "c", "a", "b", "a"):
+        with run(name, event_id="e", customer_id="c"):
             pass
     assert stats.snapshot().get("metrics.series_overflow", 0) == overflow_before + 2
     assert {key[0] for key in outcome_delivery._admitted} == {"a", "b"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from otel_runctx.outcomes.journal import IntakeJournal, read_journal_file
@@ -18,7 +19,11 @@ from otel_runctx.outcomes.records import split_line
 from otel_runctx.outcomes.store import SpoolStore
 from otel_runctx.stats import count, report_error
 
-__all__ = ["JournalIntake"]
+__all__ = ["FreshSender", "JournalIntake"]
+
+#: Sends this process's just-read outcomes without storing them (the worker's fast lane): given
+#: their outcome ids, returns the ids it delivered (the collector acknowledged them).
+FreshSender = Callable[[Sequence[str]], set[str]]
 
 
 class JournalIntake:
@@ -44,17 +49,20 @@ class JournalIntake:
                 self._held.pop(outcome_id, None)
         return list(self._held)
 
-    def ingest_own(self, *, everything: bool = False) -> None:
-        """Store this process's new lines; retire finished segments (all of them if sealed)."""
+    def ingest_own(self, *, everything: bool = False, fresh: FreshSender | None = None) -> None:
+        """Store this process's new lines; retire finished segments (all of them if sealed).
+
+        ``fresh`` is offered the new outcome rows first; those it delivered are not stored
+        (their journal lines count as read all the same)."""
         for path, current in self.journal.own_segments():
-            self._ingest_own_segment(path, finished=everything or not current)
+            self._ingest_own_segment(path, finished=everything or not current, fresh=fresh)
         if not everything:
             self.journal.prepare_spare()
 
-    def _ingest_own_segment(self, path: Path, *, finished: bool) -> None:
+    def _ingest_own_segment(self, path: Path, *, finished: bool, fresh: FreshSender | None) -> None:
         offset = self.store.journal_offset(path.name)
         lines, end = self.journal.read_own(path, offset)
-        self._ingest_lines(path, lines, end, damaged=0)
+        self._ingest_lines(path, lines, end, damaged=0, fresh=fresh)
         if finished and self.journal.retire(path):
             self.store.forget_journal(path.name)
 
@@ -71,7 +79,15 @@ class JournalIntake:
                 self.store.forget_journal(path.name)
             self.journal.forget_owner(owner)
 
-    def _ingest_lines(self, path: Path, lines: list[bytes], end: int, *, damaged: int) -> None:
+    def _ingest_lines(
+        self,
+        path: Path,
+        lines: list[bytes],
+        end: int,
+        *,
+        damaged: int,
+        fresh: FreshSender | None = None,
+    ) -> None:
         resources: list[tuple[str, bytes]] = []
         rows: list[tuple[str, str, bytes]] = []
         finals: list[tuple[str, str, bytes]] = []
@@ -96,6 +112,12 @@ class JournalIntake:
             )
         if not (resources or rows or finals) and not damaged:
             return
+        if fresh is not None and rows:
+            # Sent before the transaction that records the journal as read: a crash in between
+            # re-reads these lines and sends them again (at least once, as the store's rows).
+            delivered = fresh([outcome_id for outcome_id, _, _ in rows])
+            if delivered:
+                rows = [row for row in rows if row[0] not in delivered]
         _, dropped = self.store.ingest(resources, rows, (path.name, end), finals)
         for outcome_id, _, _ in finals:  # stored in place of the pending one: release it
             self._held.pop(outcome_id, None)

@@ -2,7 +2,9 @@
 
 One cycle: ingest this process's new journal lines (and, every few seconds, dead owners'
 journals) → lease the oldest rows → send them with a stock OTLP log exporter → delete them only
-when the export succeeded (the collector acknowledged). A failed export releases the rows and
+when the export succeeded (the collector acknowledged). While the store has nothing to send,
+this process's new outcomes take a fast lane: sent from memory as they are read from the
+journal, and stored only if that export fails. A failed export releases the rows and
 the worker backs off exponentially (0.5 s doubling to ``max_backoff``). The thread runs in a
 quiet context (see :mod:`otel_runctx.outcomes.background`), so its sends are never traced.
 """
@@ -63,6 +65,11 @@ class SpoolWorker:
         self._cond = threading.Condition()
         self._cycle = 0
         self._drained_cycle = -1
+        # The fast lane: this process's new outcomes, read from the journal, are sent from
+        # memory without being stored (see _send_fresh). Closed at start (the store may hold
+        # rows from before) and whenever the store has rows to send or an export failed.
+        self._lane_open = False
+        self._lane_failed = False
 
     def wait_drained(self, timeout: float) -> bool:
         """Wait for a cycle that started after this call to find nothing left to send."""
@@ -88,9 +95,17 @@ class SpoolWorker:
                 self._cycle += 1
                 cycle = self._cycle
             try:
+                self._lane_failed = False
                 ingested = self._ingest(time.monotonic() >= next_orphan_scan)
                 if time.monotonic() >= next_orphan_scan:
                     next_orphan_scan = time.monotonic() + self._orphan_scan_interval
+                if self._lane_failed:  # the collector refused: its rows are stored; back off
+                    self._lane_open = False
+                    if self.stopping:
+                        return
+                    backoff = min(max(0.5, backoff * 2), self._max_backoff)
+                    self.wake.wait(backoff * random.uniform(0.8, 1.2))
+                    continue
                 rows = self.store.lease(
                     self.intake.journal.owner,
                     self._batch_size,
@@ -98,8 +113,12 @@ class SpoolWorker:
                     lambda owner: owner_is_alive(self.intake.journal.directory, owner),
                     self.intake.still_held(),
                 )
+                # Fresh lines skip the store only while it has nothing older to send: open
+                # once a lease takes the last rows there (fewer than a batch) and they are sent.
+                self._lane_open = False
                 if rows:
                     if self._send(rows):
+                        self._lane_open = len(rows) < self._batch_size
                         backoff = 0.0
                         time.sleep(0)
                         continue
@@ -108,6 +127,7 @@ class SpoolWorker:
                     backoff = min(max(0.5, backoff * 2), self._max_backoff)
                     self.wake.wait(backoff * random.uniform(0.8, 1.2))
                     continue
+                self._lane_open = True
                 self.handoff.forget()
                 if ingested:  # lines still in a journal are not sent yet: not drained
                     with self._cond:
@@ -128,7 +148,7 @@ class SpoolWorker:
         # A failing ingest (e.g. the store's disk is full) must not stop the sending of rows
         # already stored: the journal lines stay where they are, on reserved blocks.
         try:
-            self.intake.ingest_own()
+            self.intake.ingest_own(fresh=self._send_fresh if self._lane_open else None)
             if orphans:
                 self.intake.ingest_orphans()
         except Exception as error:
@@ -179,6 +199,36 @@ class SpoolWorker:
         count("outcome_spool.export_failures")
         self.store.release(sendable)
         return False
+
+    def _send_fresh(self, outcome_ids: Sequence[str]) -> set[str]:
+        """Send the offered records among ``outcome_ids`` (just read from this process's
+        journal) straight to the collector; return the ids it acknowledged.
+
+        Their journal lines are the durable copy until the intake records them as read, right
+        after this, so they are never stored at all: no insert, lease or delete per outcome.
+        On a failed export nothing is delivered (the lines are stored as usual) and the lane
+        closes until the store is drained again."""
+        self.handoff.collect()
+        taken = [
+            (outcome_id, record)
+            for outcome_id in outcome_ids
+            if (record := self.handoff.take(outcome_id)) is not None
+        ]
+        if not taken:
+            return set()
+        try:
+            if self.exporter is None:
+                self.exporter = self._exporter_factory()
+            result = self.exporter.export([record for _, record in taken])
+        except Exception as error:
+            report_error("outcome_spool.export", error)
+            result = LogRecordExportResult.FAILURE
+        if result is not LogRecordExportResult.SUCCESS:
+            count("outcome_spool.export_failures")
+            self._lane_failed = True
+            return set()
+        count("outcome_spool.delivered", len(taken))
+        return {outcome_id for outcome_id, _ in taken}
 
     def _resource(self, resource_id: int) -> Resource:
         resource = self._resources.get(resource_id)
