@@ -10,7 +10,8 @@ the decode (about a third of the worker's work per outcome).
 It is a cache and nothing more: a row without an offered record (another process wrote it,
 this process restarted, the offer was evicted or came after the lease) is decoded from its
 payload as before. Memory is bounded twice: the caller's queue keeps the newest ``limit``
-offers, and the worker's table is emptied whenever its store has nothing left to lease.
+offers, and the worker drops what it collected two idle cycles ago (when its store had nothing
+left to lease) and empties its table when it holds more than ``limit``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class MemoryHandoff:
         # deque.append and popleft are atomic: callers and the worker need no lock.
         self._offers: deque[_Offer] = deque(maxlen=limit)
         self._ready: dict[str, _Offer] = {}
+        self._older: dict[str, _Offer] = {}  # collected before the last forget()
 
     def offer(
         self,
@@ -58,7 +60,7 @@ class MemoryHandoff:
 
     def take(self, outcome_id: str) -> ReadableLogRecord | None:
         """Worker side: the offered record of ``outcome_id`` ready to export, or None."""
-        offer = self._ready.pop(outcome_id, None)
+        offer = self._ready.pop(outcome_id, None) or self._older.pop(outcome_id, None)
         if offer is None:
             return None
         _, record, resource, scope = offer
@@ -69,9 +71,11 @@ class MemoryHandoff:
         )
 
     def forget(self) -> None:
-        """Worker side: the store had nothing to lease, so no collected offer will be asked for
-        (rows dropped by the size cap, or leased by another process's worker)."""
-        self._ready.clear()
+        """Worker side: the store had nothing to lease. Offers collected before the previous
+        call will not be asked for (their rows were dropped by the size cap, or sent by another
+        process's worker) and are dropped; newer ones may belong to lines not read yet."""
+        self._older = self._ready
+        self._ready = {}
 
     def __len__(self) -> int:
-        return len(self._offers) + len(self._ready)
+        return len(self._offers) + len(self._ready) + len(self._older)

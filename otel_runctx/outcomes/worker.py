@@ -4,7 +4,8 @@ One cycle: ingest this process's new journal lines (and, every few seconds, dead
 journals) → lease the oldest rows → send them with a stock OTLP log exporter → delete them only
 when the export succeeded (the collector acknowledged). While the store has nothing to send,
 this process's new outcomes take a fast lane: sent from memory as they are read from the
-journal, and stored only if that export fails. A failed export releases the rows and
+journal, and stored only if that export fails (the lane then stays shut until a send from the
+store succeeds). A failed export releases the rows and
 the worker backs off exponentially (0.5 s doubling to ``max_backoff``). The thread runs in a
 quiet context (see :mod:`otel_runctx.outcomes.background`), so its sends are never traced.
 """
@@ -66,8 +67,9 @@ class SpoolWorker:
         self._cycle = 0
         self._drained_cycle = -1
         # The fast lane: this process's new outcomes, read from the journal, are sent from
-        # memory without being stored (see _send_fresh). Closed at start (the store may hold
-        # rows from before) and whenever the store has rows to send or an export failed.
+        # memory without being stored (see _send_fresh). Shut at start while the store holds
+        # rows (left by an earlier process: they go first) and after a refused export; opened
+        # by a successful send or a lease that finds nothing.
         self._lane_open = False
         self._lane_failed = False
 
@@ -85,6 +87,10 @@ class SpoolWorker:
     def _loop(self) -> None:
         backoff = 0.0
         next_orphan_scan = 0.0
+        try:  # an empty store has nothing older to send first: the lane opens at once
+            self._lane_open = self.store.pending() == 0
+        except Exception as error:
+            report_error("outcome_spool.worker", error)
         while True:
             self.wake.clear()
             self.backlog = 0
@@ -113,12 +119,11 @@ class SpoolWorker:
                     lambda owner: owner_is_alive(self.intake.journal.directory, owner),
                     self.intake.still_held(),
                 )
-                # Fresh lines skip the store only while it has nothing older to send: open
-                # once a lease takes the last rows there (fewer than a batch) and they are sent.
-                self._lane_open = False
                 if rows:
-                    if self._send(rows):
-                        self._lane_open = len(rows) < self._batch_size
+                    # The lane stays shut after a refused export until the store's own send
+                    # gets through (then it is the collector that is back, not the lane).
+                    self._lane_open = self._send(rows)
+                    if self._lane_open:
                         backoff = 0.0
                         time.sleep(0)
                         continue
@@ -127,7 +132,7 @@ class SpoolWorker:
                     backoff = min(max(0.5, backoff * 2), self._max_backoff)
                     self.wake.wait(backoff * random.uniform(0.8, 1.2))
                     continue
-                self._lane_open = True
+                self._lane_open = True  # nothing stored is waiting, and nothing was refused
                 self.handoff.forget()
                 if ingested:  # lines still in a journal are not sent yet: not drained
                     with self._cond:
@@ -214,21 +219,24 @@ class SpoolWorker:
             for outcome_id in outcome_ids
             if (record := self.handoff.take(outcome_id)) is not None
         ]
-        if not taken:
-            return set()
-        try:
-            if self.exporter is None:
-                self.exporter = self._exporter_factory()
-            result = self.exporter.export([record for _, record in taken])
-        except Exception as error:
-            report_error("outcome_spool.export", error)
-            result = LogRecordExportResult.FAILURE
-        if result is not LogRecordExportResult.SUCCESS:
-            count("outcome_spool.export_failures")
-            self._lane_failed = True
-            return set()
-        count("outcome_spool.delivered", len(taken))
-        return {outcome_id for outcome_id, _ in taken}
+        delivered: set[str] = set()
+        for start in range(0, len(taken), self._batch_size):
+            batch = taken[start : start + self._batch_size]
+            try:
+                if self.exporter is None:
+                    self.exporter = self._exporter_factory()
+                result = self.exporter.export([record for _, record in batch])
+            except Exception as error:
+                report_error("outcome_spool.export", error)
+                result = LogRecordExportResult.FAILURE
+            if result is not LogRecordExportResult.SUCCESS:
+                count("outcome_spool.export_failures")
+                self._lane_failed = True
+                break  # this batch and the rest are stored by the intake
+            count("outcome_spool.delivered", len(batch))
+            delivered.update(outcome_id for outcome_id, _ in batch)
+            time.sleep(0)  # let callers have the GIL between batches
+        return delivered
 
     def _resource(self, resource_id: int) -> Resource:
         resource = self._resources.get(resource_id)
