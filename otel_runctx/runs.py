@@ -135,7 +135,8 @@ class RunScope:
         Returns the OTel Context in which the run and its span are current; not attached.
         """
         parent = get_run_context()
-        pending = _take_pending_retry()
+        marker = otel_context.get_value(_PENDING_RETRY)
+        pending = _take_pending_retry(marker)
         previous = self._retry_of
         if previous is None and pending is not None:
             previous = pending.chain.last
@@ -176,7 +177,7 @@ class RunScope:
         if pending is not None:
             pending.chain.last = run
         run_context = with_run_context(run)
-        if pending is not None or otel_context.get_value(_PENDING_RETRY) is not None:
+        if marker is not None:
             # Runs nested in this one are not retries: the pending retry ends at this run.
             run_context = otel_context.set_value(_PENDING_RETRY, None, run_context)
         # The root span carries the run's attributes itself, so it is stamped even when the
@@ -349,8 +350,8 @@ def as_retry_of(previous: RunContext | RetryChain | None) -> Generator[RetryChai
         otel_context.detach(token)
 
 
-def _take_pending_retry() -> _PendingRetry | None:
-    pending = otel_context.get_value(_PENDING_RETRY)
+def _take_pending_retry(pending: object) -> _PendingRetry | None:
+    """``pending`` (the context's ``_PENDING_RETRY`` value), marked used, if it is unused."""
     if not isinstance(pending, _PendingRetry) or pending.used:
         return None
     pending.used = True
