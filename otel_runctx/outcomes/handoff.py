@@ -3,9 +3,9 @@
 Every spooled outcome is written to the journal first; that line is what makes it durable, and
 the worker reads it into the store. When nothing else in the process will touch the record
 after ``append`` (the SDK pipeline skips delivered outcomes: the default wiring), the caller
-also offers the record object here. When the worker later leases that outcome's row, it sends
-the offered object instead of rebuilding one from the stored JSON: the same values, without
-the decode (about a third of the worker's work per outcome).
+also offers the record object here. When the worker reads that outcome's line (its fast lane)
+or leases its row, it sends the offered object instead of rebuilding one from the stored JSON:
+the same values, without the decode (about a third of the worker's work per outcome).
 
 It is a cache and nothing more: a row without an offered record (another process wrote it,
 this process restarted, the offer was evicted or came after the lease) is decoded from its

@@ -89,7 +89,7 @@ class SpoolRow:
     seq: int
     resource_id: int
     payload: bytes
-    outcome_id: str = ""
+    outcome_id: str
 
 
 #: Rows per INSERT statement: one statement is one step (one GIL round trip; see ``lease``),

@@ -2,11 +2,13 @@
 
 One cycle: ingest this process's new journal lines (and, every few seconds, dead owners'
 journals) → lease the oldest rows → send them with a stock OTLP log exporter → delete them only
-when the export succeeded (the collector acknowledged). While the store has nothing to send,
-this process's new outcomes take a fast lane: sent from memory as they are read from the
-journal, and stored only if that export fails (the lane then stays shut until a send from the
-store succeeds). A failed export releases the rows and
-the worker backs off exponentially (0.5 s doubling to ``max_backoff``). The thread runs in a
+when the export succeeded (the collector acknowledged). A failed export releases the rows and
+the worker backs off exponentially (0.5 s doubling to ``max_backoff``).
+
+This process's new outcomes usually skip the store: the fast lane sends them from memory as
+their journal lines are read, and stores them only if that export fails. The lane is shut
+while rows left by an earlier process wait at start, and after a refused export until a send
+from the store succeeds. The thread runs in a
 quiet context (see :mod:`otel_runctx.outcomes.background`), so its sends are never traced.
 """
 
@@ -109,8 +111,7 @@ class SpoolWorker:
                     self._lane_open = False
                     if self.stopping:
                         return
-                    backoff = min(max(0.5, backoff * 2), self._max_backoff)
-                    self.wake.wait(backoff * random.uniform(0.8, 1.2))
+                    backoff = self._back_off(backoff)
                     continue
                 rows = self.store.lease(
                     self.intake.journal.owner,
@@ -129,8 +130,7 @@ class SpoolWorker:
                         continue
                     if self.stopping:
                         return
-                    backoff = min(max(0.5, backoff * 2), self._max_backoff)
-                    self.wake.wait(backoff * random.uniform(0.8, 1.2))
+                    backoff = self._back_off(backoff)
                     continue
                 self._lane_open = True  # nothing stored is waiting, and nothing was refused
                 self.handoff.forget()
@@ -148,6 +148,13 @@ class SpoolWorker:
                 if self.stopping:
                     return
                 self.wake.wait(1.0)
+
+    def _back_off(self, backoff: float) -> float:
+        """Wait after a failed export (0.5 s, doubling to ``max_backoff``, with jitter); return
+        the new backoff. A wake (a flush, a stop) ends the wait early."""
+        backoff = min(max(0.5, backoff * 2), self._max_backoff)
+        self.wake.wait(backoff * random.uniform(0.8, 1.2))
+        return backoff
 
     def _ingest(self, orphans: bool) -> bool:
         # A failing ingest (e.g. the store's disk is full) must not stop the sending of rows
