@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from opentelemetry._logs import LogRecord
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
 from otel_runctx import run
@@ -168,6 +169,22 @@ def test_handoff_memory_is_bounded_and_forgotten_when_nothing_is_left_to_lease()
     assert len(handoff) == 0 and handoff.take("o-17") is None
 
 
+def test_handoff_table_past_its_limit_drops_the_oldest_offers_not_all() -> None:
+    """Offers collected in pieces (each within the queue's bound) can pile up in the table,
+    e.g. during an outage, when rows are stored and not leased yet. Past the limit the oldest
+    go; the newest are the lines about to be read. (Emptying the whole table once sent 4,300
+    of 5,000 outcomes through the store after an outage, with another thread busy.)"""
+    handoff = MemoryHandoff(limit=8)
+    for index in range(12):
+        handoff.offer(f"o-{index}", full_record(f"o-{index}"), RESOURCE, SCOPE)
+        if index % 4 == 3:
+            handoff.collect()
+    assert len(handoff) == 8
+    assert [handoff.take(f"o-{index}") is not None for index in range(12)] == [False] * 4 + [
+        True
+    ] * 8
+
+
 def spy_on_stored_rows(spool: OutcomeSpool) -> list[str]:
     """The outcome ids the worker writes into the store (a spy on its ingest)."""
     stored: list[str] = []
@@ -198,11 +215,10 @@ def test_fresh_outcomes_take_the_fast_lane_and_are_never_stored(spool_path: Path
     finally:
         spool.shutdown(timeout=2)
     assert sorted(exporter.ids()) == sorted(f"lane-{index}" for index in range(300))
-    # Offers that reached the worker before their lines were read went straight out; a line
-    # read before its offer was made (a race of a few instructions) may be stored: rare.
-    assert len(stored) <= 3, stored
+    # Each record is offered before its line is written, so every line read finds its offer.
+    assert stored == []
     sent_objects = {id(r.log_record) for r in exporter.received}
-    assert sum(id(record) in sent_objects for record in records) >= 297
+    assert all(id(record) in sent_objects for record in records)
     assert pending(spool_path) == 0
 
 
@@ -256,12 +272,67 @@ def test_rows_stored_before_are_sent_before_fresh_outcomes(spool_path: Path) -> 
     assert exporter.ids() == ["left-over", "fresh"]
 
 
-def test_after_an_outage_a_busy_caller_gets_the_fast_lane_back(spool_path: Path) -> None:
-    """The collector refuses for a while, then answers, while the caller never waits. The
-    outcomes refused are stored (and sent later); the lane opens at the first successful send,
-    so the later ones skip the store even though the caller outruns the worker. Waiting for the
-    store to drain first is not enough: sqlite3 gives up the GIL at every row it steps through,
-    each time the worker waits to get it back, and a busy caller kept the store from draining."""
+class AppendsDuringFirstGoodSend(RecordingExporter):
+    """A collector that, at the first send it acknowledges, sees the caller append ``fresh``
+    outcomes (as a busy caller would while the worker sends): at that moment the store still
+    holds the rest of the refused rows."""
+
+    def __init__(self, fresh: list[str]) -> None:
+        super().__init__()
+        self.fresh = fresh
+        self.spool: OutcomeSpool | None = None
+
+    def export(self, batch: Any) -> LogRecordExportResult:
+        result = super().export(batch)
+        if result is LogRecordExportResult.SUCCESS and self.fresh and self.spool is not None:
+            fresh, self.fresh = self.fresh, []
+            for outcome_id in fresh:
+                assert self.spool.append(
+                    full_record(outcome_id), outcome_id, RESOURCE, SCOPE, sole_owner=True
+                )
+        return result
+
+
+def test_after_an_outage_the_lane_opens_at_the_first_good_send_not_when_the_store_is_empty(
+    spool_path: Path,
+) -> None:
+    """Waiting for the store to drain before opening the lane again is not enough: sqlite3
+    gives up the GIL at every row it steps through and waits up to the switch interval to get
+    it back, so against a caller that keeps the GIL busy the store did not drain, and every
+    later outcome went through it too. The lane opens at the first acknowledged send."""
+    refused = [f"refused-{index}" for index in range(20)]
+    fresh = [f"fresh-{index}" for index in range(10)]
+    exporter = AppendsDuringFirstGoodSend(fresh)
+    spool = make_spool(spool_path, exporter, batch_size=5, max_backoff=0.05)
+    exporter.spool = spool
+    stored = spy_on_stored_rows(spool)
+    try:
+        assert spool.flush(10)  # the lane is open
+        exporter.failing = True
+        for outcome_id in refused:
+            assert spool.append(
+                full_record(outcome_id), outcome_id, RESOURCE, SCOPE, sole_owner=True
+            )
+        eventually(lambda: set(stored) == set(refused))
+        exporter.failing = False  # back: the store sends 5 of its 20, and the caller appends
+        eventually(lambda: len(set(exporter.ids())) == 30)
+    finally:
+        spool.shutdown(timeout=5)
+    sent = exporter.ids()
+    assert sorted(set(sent)) == sorted(refused + fresh)
+    assert set(stored) == set(refused)  # the fresh ones were never stored...
+    # ...and went out while refused rows were still waiting in the store.
+    assert max(sent.index(outcome_id) for outcome_id in fresh) < max(
+        sent.index(outcome_id) for outcome_id in refused
+    )
+    assert pending(spool_path) == 0
+
+
+def test_after_an_outage_a_busy_caller_loses_nothing(spool_path: Path) -> None:
+    """The collector refuses for a while, then answers, while a caller that never waits keeps
+    the GIL busy: every outcome is delivered and the store ends empty, however the worker's
+    cycles fall (how many went through the store depends on the machine, so it is not checked
+    here; the test above checks the rule that keeps it low)."""
     exporter = RecordingExporter()
     spool = make_spool(spool_path, exporter, poll_interval=0.2, max_backoff=0.05)
     stored = spy_on_stored_rows(spool)
@@ -283,11 +354,8 @@ def test_after_an_outage_a_busy_caller_gets_the_fast_lane_back(spool_path: Path)
         assert spool.flush(30)
     finally:
         spool.shutdown(timeout=5)
-    assert len(set(exporter.ids())) == total  # nothing lost
-    after = [outcome_id for outcome_id in stored if int(outcome_id.split("-")[1]) >= refused]
-    # The first cycle after the outage stores what came during the last backoff (about a
-    # thousand here); from then on the lane carries them. Without it, all 5,000 were stored.
-    assert len(after) < (total - refused) * 0.5, len(after)
+    assert sorted(set(exporter.ids())) == sorted(f"busy-{index}" for index in range(total))
+    assert pending(spool_path) == 0
 
 
 def test_lease_returns_every_field_exactly_in_order_from_one_packed_row(tmp_path: Path) -> None:

@@ -1,22 +1,24 @@
 """The spool's in-memory hand-off: the worker sends this process's own records without decoding.
 
-Every spooled outcome is written to the journal first; that line is what makes it durable, and
-the worker reads it into the store. When nothing else in the process will touch the record
-after ``append`` (the SDK pipeline skips delivered outcomes: the default wiring), the caller
-also offers the record object here. When the worker reads that outcome's line (its fast lane)
+Every spooled outcome is written to the journal; that line is what makes it durable, and the
+worker reads it into the store. When nothing else in the process will touch the record after
+``append`` (the SDK pipeline skips delivered outcomes: the default wiring), the caller also
+offers the record object here, just before writing the line: a line the worker reads always
+finds its offer already made. When the worker reads that outcome's line (its fast lane)
 or leases its row, it sends the offered object instead of rebuilding one from the stored JSON:
 the same values, without the decode (about a third of the worker's work per outcome).
 
 It is a cache and nothing more: a row without an offered record (another process wrote it,
-this process restarted, the offer was evicted or came after the lease) is decoded from its
+this process restarted, the offer was evicted) is decoded from its
 payload as before. Memory is bounded twice: the caller's queue keeps the newest ``limit``
 offers, and the worker drops what it collected two idle cycles ago (when its store had nothing
-left to lease) and empties its table when it holds more than ``limit``.
+left to lease) and the oldest it holds past ``limit``.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -55,8 +57,11 @@ class MemoryHandoff:
         while offers:
             offer = offers.popleft()
             ready[offer[0]] = offer
-        if len(ready) > self._limit:  # offers whose rows went elsewhere (another process)
-            ready.clear()
+        # Past the limit the oldest go first (rows that went elsewhere, or were stored while
+        # the lane was shut and are decoded when leased): the newest are the lines still to read.
+        if len(ready) > self._limit:
+            for outcome_id in list(islice(ready, len(ready) - self._limit)):
+                del ready[outcome_id]
 
     def take(self, outcome_id: str) -> ReadableLogRecord | None:
         """Worker side: the offered record of ``outcome_id`` ready to export, or None."""

@@ -129,6 +129,10 @@ class OutcomeSpool:
                 self._setup_after_fork()
             if hold_seconds is not None:
                 self._worker.intake.hold(outcome_id, hold_seconds)
+            elif sole_owner and not replaces:
+                # Offered before its line is written, so the worker never reads the line of an
+                # offer not made yet; an offer whose line never comes is forgotten unused.
+                self._worker.handoff.offer(outcome_id, record, resource, scope)
             self._journal.append(
                 encode_record(record, outcome_id, resource, scope, replaces=replaces),
                 encode_resource(resource),  # cached per resource; written once per segment
@@ -146,8 +150,6 @@ class OutcomeSpool:
         # The worker wakes every poll interval; it is woken early only for a large backlog,
         # because each early wake-up is a burst of Python work competing with callers for the GIL.
         worker = self._worker
-        if sole_owner and hold_seconds is None and not replaces:
-            worker.handoff.offer(outcome_id, record, resource, scope)
         worker.backlog += 1
         if worker.backlog >= WAKE_BACKLOG:
             worker.wake.set()

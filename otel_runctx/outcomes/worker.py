@@ -172,8 +172,8 @@ class SpoolWorker:
         records: list[ReadableLogRecord] = []
         sendable: list[int] = []
         corrupt: list[int] = []
-        # Every offer made so far: its journal line was written before the offer, so its row
-        # is among those leased now or later.
+        # Every offer made so far: offers precede their journal lines, so any leased row that
+        # was offered is in the table now.
         self.handoff.collect()
         for index, row in enumerate(rows):
             if index % 16 == 15:
