@@ -184,17 +184,25 @@ class RunContext:
         :func:`otel_runctx.validation.lenient_text`) unless ``OTEL_RUNCTX_STRICT=true``; an
         invalid ``workflow`` (code, not data) always raises ValueError.
         """
+        workflow = _checked_workflow(
+            workflow
+        )  # first: a bad one raises before any data is looked at
+        texts = (event_id, customer_id) if tenant_id is None else (event_id, customer_id, tenant_id)
+        if not are_texts(texts):  # one scan for all; else each is checked (and made safe)
+            event_id = _data_field("event_id", event_id)
+            customer_id = _data_field("customer_id", customer_id)
+            tenant_id = None if tenant_id is None else _data_field("tenant_id", tenant_id)
         return _assemble(
             run_id=generate_run_id(),
-            workflow=_checked_workflow(workflow),
-            event_id=_data_field("event_id", event_id),
-            customer_id=_data_field("customer_id", customer_id),
+            workflow=workflow,
+            event_id=event_id,
+            customer_id=customer_id,
             environment=(
                 check_text("environment", environment)
                 if environment
                 else get_settings().environment
             ),
-            tenant_id=None if tenant_id is None else _data_field("tenant_id", tenant_id),
+            tenant_id=tenant_id,
             parent_run_id=None,
             root_run_id=None,
             deadline=_deadline_from_now(deadline_seconds),

@@ -21,6 +21,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from otel_runctx.context import RunContext, RunStatus, get_run_context, with_run_context
 from otel_runctx.outcomes import emit as outcomes
 from otel_runctx.processors import _fast_stamp
+from otel_runctx.processors.span import root_span_start
 from otel_runctx.run_state.budget import Budget
 from otel_runctx.run_state.local import release_run_locals
 from otel_runctx.stats import report_error
@@ -47,14 +48,23 @@ def _start_root_span(run: RunContext, context: otel_context.Context, kind: SpanK
     after the start through the stamping fast path: they were validated once, when the run was
     built, and ``start_span(attributes=...)`` would validate every value again. A sampler
     therefore reads the run from the context it is given (``get_run_context(parent_context)``),
-    not from the attributes.
+    not from the attributes. A ``RunContextSpanProcessor`` writes them in its ``on_start``
+    (told by ``root_span_start`` that this span is the run's root), so later processors see
+    them; without one they are written here.
     """
     global _tracer_for
     provider = trace.get_tracer_provider()
     cached = _tracer_for
     if cached is None or cached[0] is not provider:
         cached = _tracer_for = (provider, trace.get_tracer(_TRACER_NAME))
-    span = cached[1].start_span(f"run {run.workflow}", context=context, kind=kind)
+    root_span_start.run = run  # a RunContextSpanProcessor stamps it in on_start (and clears)
+    try:
+        span = cached[1].start_span(f"run {run.workflow}", context=context, kind=kind)
+    finally:
+        stamped = root_span_start.run is None
+        root_span_start.run = None
+    if stamped:
+        return span
     try:
         _fast_stamp.stamp(span, run.to_span_attributes())
     except Exception as error:  # never into the user's code; the public API still stamps it
@@ -134,8 +144,9 @@ class RunScope:
 
         Returns the OTel Context in which the run and its span are current; not attached.
         """
-        parent = get_run_context()
-        marker = otel_context.get_value(_PENDING_RETRY)
+        current = otel_context.get_current()
+        parent = get_run_context(current)
+        marker = otel_context.get_value(_PENDING_RETRY, current)
         pending = _take_pending_retry(marker)
         previous = self._retry_of
         if previous is None and pending is not None:
@@ -176,7 +187,7 @@ class RunScope:
             )
         if pending is not None:
             pending.chain.last = run
-        run_context = with_run_context(run)
+        run_context = with_run_context(run, current)
         if marker is not None:
             # Runs nested in this one are not retries: the pending retry ends at this run.
             run_context = otel_context.set_value(_PENDING_RETRY, None, run_context)
@@ -214,17 +225,26 @@ class RunScope:
         span.end()
 
     def _copy(self) -> RunScope:
-        return RunScope(
-            self._workflow,
-            event_id=self._event_id,
-            customer_id=self._customer_id,
-            tenant_id=self._tenant_id,
-            deadline_seconds=self._deadline_seconds,
-            kind=self._kind,
-            run_context=self._preset,
-            retry_of=self._retry_of,
-            budget=self._budget,
-        )
+        """A fresh entry with this scope's arguments (already checked by ``__init__``), built
+        without going through it: one per ``with``, on every run's path."""
+        entry: RunScope = object.__new__(RunScope)
+        entry._budget = self._budget
+        entry._workflow = self._workflow
+        entry._preset = self._preset
+        entry._retry_of = self._retry_of
+        entry._event_id = self._event_id
+        entry._customer_id = self._customer_id
+        entry._tenant_id = self._tenant_id
+        entry._deadline_seconds = self._deadline_seconds
+        entry._kind = self._kind
+        entry._token = None
+        entry._entries = []
+        entry._owner = None
+        entry._outer = None
+        entry.run = None
+        entry.span = None
+        entry.context = None
+        return entry
 
     def __enter__(self) -> RunContext:
         entry = self._copy()

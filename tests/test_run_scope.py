@@ -18,6 +18,8 @@ from otel_runctx import (
     run,
     set_run_context,
 )
+from otel_runctx.run_state.budget import Budget
+from otel_runctx.runs import RunScope
 
 
 def test_run_opens_a_root_span_carrying_the_run(spans: InMemorySpanExporter) -> None:
@@ -143,3 +145,26 @@ def test_require_run_context_outside_a_run_explains_how_to_start_one() -> None:
     assert "otel_runctx.run(" in message and "@otel_runctx.workflow" in message
     with run("x", event_id="e", customer_id="c") as ctx:
         assert require_run_context() is ctx
+
+
+def test_an_entry_is_a_fresh_scope_with_the_same_arguments() -> None:
+    """Each ``with`` works on a copy built without ``__init__``: every slot is set, to what a
+    scope built by ``__init__`` from the same arguments holds (a slot added later and missed
+    by the copy fails here)."""
+    previous = RunContext.create("first", event_id="e-0", customer_id="c-0")
+    arguments: dict[str, object] = {
+        "event_id": "e-1",
+        "customer_id": "c-1",
+        "tenant_id": "t-1",
+        "deadline_seconds": 5.0,
+        "kind": SpanKind.SERVER,
+        "retry_of": previous,
+        "budget": Budget(cost=1.0),
+    }
+    scope = RunScope("job", **arguments)  # type: ignore[arg-type]
+    scope._entries.append(scope)  # state of the original must not be copied
+    entry = scope._copy()
+    fresh = RunScope("job", **arguments)  # type: ignore[arg-type]
+    for name in RunScope.__slots__:
+        assert getattr(entry, name) == getattr(fresh, name), name
+    assert entry._entries is not scope._entries

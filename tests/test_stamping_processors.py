@@ -8,11 +8,12 @@ import pytest
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.sdk.trace import SpanLimits
+from opentelemetry.sdk.trace import Span, SpanLimits, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_runctx import RunContext, reset_run_context, run, set_run_context, stats
 from otel_runctx.processors import _fast_stamp, _lookup
+from otel_runctx.processors.span import RunContextSpanProcessor, root_span_start
 from otel_runctx.settings import reload_settings
 from tests.stamping_helpers import by_name, runctx_attributes, stamped_tracer
 
@@ -130,6 +131,62 @@ def test_root_span_is_stamped_by_run_itself_without_our_processor(
     }
     assert run_attributes == dict(ctx.to_span_attributes())
     assert runctx_attributes(finished["x"]) == {}
+
+
+def _with_processors(monkeypatch: pytest.MonkeyPatch, *processors: SpanProcessor) -> None:
+    """Add ``processors`` to the session's global provider for this test only."""
+    multi = trace.get_tracer_provider()._active_span_processor  # type: ignore[attr-defined]
+    monkeypatch.setattr(multi, "_span_processors", multi._span_processors + processors)
+
+
+class _AttributesAtStart(SpanProcessor):
+    """Keeps what each span carries when this processor's on_start runs."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, dict[str, object]] = {}
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        self.seen[span.name] = dict(span.attributes or {})
+
+
+def test_our_processor_stamps_the_root_span_with_the_full_set_at_start(
+    spans: InMemorySpanExporter,
+) -> None:
+    """run() tells the processor which span is the run's root: that one gets the full set in
+    on_start (so processors after ours see it there), once; every other span the lean set."""
+    peek = _AttributesAtStart()
+    with pytest.MonkeyPatch.context() as patch:
+        _with_processors(patch, RunContextSpanProcessor(), peek)
+        with run("job", event_id="e-1", customer_id="c-1", tenant_id="t-1") as ctx:
+            trace.get_tracer("test.inner").start_span("inner").end()
+        assert root_span_start.run is None  # cleared by the processor
+    assert peek.seen["run job"] == dict(ctx.to_span_attributes())
+    assert peek.seen["inner"] == dict(ctx.to_stamp_attributes())
+    assert dict(ctx.to_stamp_attributes()) != dict(ctx.to_span_attributes())  # lean by default
+    root = by_name(spans.get_finished_spans())["run job"]
+    assert {k: v for k, v in runctx_attributes(root).items() if k in ctx.to_span_attributes()} == (
+        dict(ctx.to_span_attributes())
+    )
+
+
+def test_root_span_keeps_the_full_set_when_our_processor_fails_to_stamp_it(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(span: Span, attributes: object) -> None:
+        raise RuntimeError("stamping broke")
+
+    before = stats.snapshot().get("errors.span_processor.on_start", 0)
+    _with_processors(monkeypatch, RunContextSpanProcessor())
+    monkeypatch.setattr(_fast_stamp, "stamp", broken)
+    with run("job", event_id="e-1", customer_id="c-1") as ctx:
+        pass
+    assert root_span_start.run is None
+    assert stats.snapshot().get("errors.span_processor.on_start", 0) == before + 1
+    root = by_name(spans.get_finished_spans())["run job"]
+    # run() saw that the processor did not stamp it and wrote them itself (the public way).
+    assert {k: v for k, v in runctx_attributes(root).items() if k in ctx.to_span_attributes()} == (
+        dict(ctx.to_span_attributes())
+    )
 
 
 # -- baggage from an upstream service -----------------------------------------------------------

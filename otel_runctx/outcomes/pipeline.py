@@ -56,7 +56,11 @@ def pipeline_ignores_delivered(logger: Logger) -> bool:
 
 
 def _slots_unchanged(slots: tuple[_Slot, ...]) -> bool:
-    return all(getattr(holder, name, None) is exporter for holder, name, exporter in slots)
+    # A loop, not all() over a generator: no generator to set up on every run.
+    for holder, name, exporter in slots:  # noqa: SIM110
+        if getattr(holder, name, None) is not exporter:
+            return False
+    return True
 
 
 def _ignores(processor: object, slots: list[_Slot]) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
@@ -9,7 +11,19 @@ from otel_runctx.processors import _fast_stamp
 from otel_runctx.processors._lookup import run_for
 from otel_runctx.stats import report_error
 
-__all__ = ["RunContextSpanProcessor"]
+__all__ = ["RootSpanStart", "RunContextSpanProcessor", "root_span_start"]
+
+
+class RootSpanStart(threading.local):
+    """The run whose root span this thread is starting (:func:`otel_runctx.runs.run` sets it
+    around ``start_span``), so the processor stamps that span with the run's full set, once,
+    instead of the lean set that ``run()`` would then overwrite with the full one. The
+    processor clears it; still set after ``start_span``, no processor stamped the span."""
+
+    run: object = None
+
+
+root_span_start = RootSpanStart()
 
 
 class RunContextSpanProcessor(SpanProcessor):
@@ -28,7 +42,12 @@ class RunContextSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
             run = run_for(parent_context)
-            if run is not None:
+            if run is None:
+                return
+            if run is root_span_start.run:  # the run's root span: its full attribute set
+                _fast_stamp.stamp(span, run.to_span_attributes())
+                root_span_start.run = None
+            else:
                 _fast_stamp.stamp(span, run.to_stamp_attributes())
         except Exception as error:
             report_error("span_processor.on_start", error)
