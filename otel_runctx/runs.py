@@ -57,9 +57,11 @@ def _start_root_span(run: RunContext, context: otel_context.Context, kind: SpanK
     cached = _tracer_for
     if cached is None or cached[0] is not provider:
         cached = _tracer_for = (provider, trace.get_tracer(_TRACER_NAME))
-    root_span_start.run = run  # a RunContextSpanProcessor stamps it in on_start (and clears)
+    name = f"run {run.workflow}"
+    # A RunContextSpanProcessor stamps this span in on_start, and clears the marker.
+    root_span_start.run, root_span_start.name = run, name
     try:
-        span = cached[1].start_span(f"run {run.workflow}", context=context, kind=kind)
+        span = cached[1].start_span(name, context=context, kind=kind)
     finally:
         stamped = root_span_start.run is None
         root_span_start.run = None

@@ -31,7 +31,12 @@ from otel_runctx import (
 )
 from otel_runctx.outcomes import delivery as outcome_delivery
 from otel_runctx.outcomes import emit as outcomes
-from otel_runctx.outcomes.model import OUTCOME_EVENT_NAME, outcome_id_for
+from otel_runctx.outcomes.model import (
+    AUTOMATIC_SUCCESS,
+    OUTCOME_EVENT_NAME,
+    Outcome,
+    outcome_id_for,
+)
 from otel_runctx.outcomes.run_counter import SummedCounter
 from otel_runctx.runs import RunScope
 from otel_runctx.usage import rollup
@@ -452,3 +457,14 @@ def test_admitted_series_are_remembered_and_overflow_is_counted_every_time(
         for p in runs.data.data_points
     }
     assert by_workflow == {"a": 3, "b": 2, "overflow": 2}
+
+
+def test_the_shared_automatic_success_has_the_attributes_any_equal_outcome_has() -> None:
+    """Its attributes are written out for speed; an equal outcome built anew takes the general
+    path, and both must give the same mapping (a fresh dict each time: callers add to it)."""
+    twin = Outcome(status=RunStatus.SUCCESS, automatic=True)
+    assert twin == AUTOMATIC_SUCCESS and twin is not AUTOMATIC_SUCCESS
+    first = AUTOMATIC_SUCCESS.to_attributes()
+    assert first == twin.to_attributes()
+    first["added"] = 1
+    assert "added" not in AUTOMATIC_SUCCESS.to_attributes()

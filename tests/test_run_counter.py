@@ -114,3 +114,23 @@ def test_a_forked_child_counts_only_its_own_runs() -> None:
     os.waitpid(pid, 0)
     assert child_view == "[1]", child_view  # not the parent's 5
     assert summary(points(reader)["runs"])[frozenset(SUCCESS.items())][0] == 5
+
+
+def test_the_same_series_is_one_total_whether_its_mapping_object_is_reused_or_new(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The key of a mapping given again is remembered per object (a bounded table): reusing
+    the object, passing an equal new one, and overflowing the table all add to one series."""
+    monkeypatch.setattr("otel_runctx.outcomes.run_counter._MAX_REMEMBERED_KEYS", 4)
+    reader = InMemoryMetricReader()
+    counter = SummedCounter(MeterProvider(metric_readers=[reader]).get_meter("t"), "runctx.runs")
+    reused = dict(SUCCESS)
+    for _ in range(3):
+        counter.add(1, reused)
+    for _ in range(10):  # equal mappings, new objects: more than the table keeps
+        counter.add(1, dict(SUCCESS))
+    counter.add(2, reused)
+    counter.add(1, FAILURE)
+    totals = {key: point.value for key, (_, point) in points(reader)["runctx.runs"].items()}
+    assert totals == {frozenset(SUCCESS.items()): 15, frozenset(FAILURE.items()): 1}
+    assert len(counter._keys) <= 4

@@ -169,6 +169,29 @@ def test_our_processor_stamps_the_root_span_with_the_full_set_at_start(
     )
 
 
+class _StartsASpanAtRootStart(SpanProcessor):
+    """Starts one span of its own, in the same run, while the run's root span starts."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        if not self.started and span.name.startswith("run "):
+            self.started = True
+            trace.get_tracer("test.side").start_span("side", context=parent_context).end()
+
+
+def test_a_span_started_while_the_root_span_starts_is_not_taken_for_it(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peek = _AttributesAtStart()
+    _with_processors(monkeypatch, _StartsASpanAtRootStart(), RunContextSpanProcessor(), peek)
+    with run("job", event_id="e-1", customer_id="c-1") as ctx:
+        pass
+    assert peek.seen["side"] == dict(ctx.to_stamp_attributes())
+    assert peek.seen["run job"] == dict(ctx.to_span_attributes())
+
+
 def test_root_span_keeps_the_full_set_when_our_processor_fails_to_stamp_it(
     spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:

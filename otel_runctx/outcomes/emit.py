@@ -49,7 +49,13 @@ from opentelemetry.trace import Span
 
 from otel_runctx.context import RunContext, RunStatus, get_run_context, require_run_context
 from otel_runctx.outcomes.delivery import deliver_outcome, spool_pending_outcome
-from otel_runctx.outcomes.model import MAX_REASON_LENGTH, Outcome, make_outcome, outcome_id_for
+from otel_runctx.outcomes.model import (
+    AUTOMATIC_SUCCESS,
+    MAX_REASON_LENGTH,
+    Outcome,
+    make_outcome,
+    outcome_id_for,
+)
 from otel_runctx.stats import count, report_error
 from otel_runctx.usage import rollup as usage_rollup
 
@@ -135,8 +141,7 @@ def run_ended(run: RunContext, error: BaseException | None, status: RunStatus | 
         report_error("outcome.automatic", failure)
 
 
-#: The outcome of most runs; immutable, so one object serves every run.
-_AUTOMATIC_SUCCESS = Outcome(status=RunStatus.SUCCESS, automatic=True)
+_AUTOMATIC_SUCCESS = AUTOMATIC_SUCCESS  # the outcome of most runs (see outcomes/model.py)
 
 
 def automatic_outcome(

@@ -63,6 +63,8 @@ class Outcome:
 
     def to_attributes(self) -> dict[str, AttributeValue]:
         """``runctx.outcome.*`` attributes; unset fields are left out."""
+        if self is AUTOMATIC_SUCCESS:  # the outcome of most runs: nothing else to look at
+            return {"runctx.outcome.status": "success", "runctx.outcome.automatic": True}
         attributes: dict[str, AttributeValue] = {
             "runctx.outcome.status": self.status.value,
             "runctx.outcome.automatic": self.automatic,
@@ -81,6 +83,10 @@ class Outcome:
         if self.metadata:
             attributes.update(self.metadata)
         return attributes
+
+
+#: The automatic outcome of a run that ended normally (most runs); one object serves them all.
+AUTOMATIC_SUCCESS = Outcome(status=RunStatus.SUCCESS, automatic=True)
 
 
 def outcome_id_for(run: RunContext) -> str:

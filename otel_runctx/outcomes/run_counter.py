@@ -29,6 +29,9 @@ __all__ = ["SummedCounter"]
 
 _Key = frozenset[tuple[str, AttributeValue]]
 
+#: How many attribute mappings keep their key (the admitted sets: bounded by the series cap).
+_MAX_REMEMBERED_KEYS = 4096
+
 
 class SummedCounter:
     """A monotonic counter with ``Counter.add``'s signature, summed in this process and
@@ -37,6 +40,7 @@ class SummedCounter:
     def __init__(self, meter: Meter, name: str, *, unit: str = "", description: str = "") -> None:
         self._lock = threading.Lock()
         self._totals: dict[_Key, tuple[dict[str, AttributeValue], int]] = {}
+        self._keys: dict[int, tuple[Mapping[str, AttributeValue], _Key]] = {}
         meter.create_observable_counter(
             name, callbacks=[self._observe], unit=unit, description=description
         )
@@ -51,8 +55,21 @@ class SummedCounter:
             os.register_at_fork(after_in_child=after_fork_in_child)
 
     def add(self, amount: int, attributes: Mapping[str, AttributeValue]) -> None:
-        """Add ``amount`` (not negative) to the series of ``attributes`` (hashable values)."""
-        key: _Key = frozenset(attributes.items())
+        """Add ``amount`` (not negative) to the series of ``attributes`` (hashable values).
+
+        A mapping given again must not have changed since: its key is remembered per object
+        (the caller passes the same admitted dimension dict for every run of a series), since
+        building a frozenset of the items and comparing it with the stored one cost more than
+        the rest of the call."""
+        remembered = self._keys.get(id(attributes))
+        if remembered is not None and remembered[0] is attributes:
+            key = remembered[1]
+        else:
+            key = frozenset(attributes.items())
+            if len(self._keys) >= _MAX_REMEMBERED_KEYS:
+                self._keys.clear()
+            # The mapping is kept with its key, so its id cannot be reused while remembered.
+            self._keys[id(attributes)] = (attributes, key)
         with self._lock:
             entry = self._totals.get(key)
             if entry is None:
@@ -68,3 +85,4 @@ class SummedCounter:
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()  # a parent thread may have held it at the fork
         self._totals = {}
+        self._keys = {}

@@ -15,12 +15,15 @@ __all__ = ["RootSpanStart", "RunContextSpanProcessor", "root_span_start"]
 
 
 class RootSpanStart(threading.local):
-    """The run whose root span this thread is starting (:func:`otel_runctx.runs.run` sets it
-    around ``start_span``), so the processor stamps that span with the run's full set, once,
-    instead of the lean set that ``run()`` would then overwrite with the full one. The
-    processor clears it; still set after ``start_span``, no processor stamped the span."""
+    """The run whose root span this thread is starting, and that span's name
+    (:func:`otel_runctx.runs.run` sets them around ``start_span``), so the processor stamps
+    that span with the run's full set, once, instead of the lean set that ``run()`` would then
+    overwrite with the full one. The processor clears it; still set after ``start_span``, no
+    processor stamped the span. (The name keeps a span that a sampler or an earlier processor
+    starts meanwhile, in the same run, from being taken for the root.)"""
 
     run: object = None
+    name: str = ""
 
 
 root_span_start = RootSpanStart()
@@ -44,9 +47,10 @@ class RunContextSpanProcessor(SpanProcessor):
             run = run_for(parent_context)
             if run is None:
                 return
-            if run is root_span_start.run:  # the run's root span: its full attribute set
-                _fast_stamp.stamp(span, run.to_span_attributes())
-                root_span_start.run = None
+            marker = root_span_start
+            if run is marker.run and span.name == marker.name:  # the run's root span
+                _fast_stamp.stamp(span, run.to_span_attributes())  # its full attribute set
+                marker.run = None
             else:
                 _fast_stamp.stamp(span, run.to_stamp_attributes())
         except Exception as error:
